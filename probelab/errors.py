@@ -1,0 +1,20 @@
+"""Errors that reach the user as one clear line.
+
+Anything raised as `ProbelabError` is a problem with the user's input or machine
+(a missing option, an unreachable cluster, a port in use). The CLI prints its message
+and exits non-zero instead of showing a traceback; the pytest plugin fails the run with it.
+"""
+
+
+class ProbelabError(Exception):
+    """A failure the user can act on; the message is the whole story."""
+
+    exit_code = 2
+
+
+class WaitTimeout(AssertionError):
+    """A condition did not hold by its deadline.
+
+    An AssertionError, so pytest reports it as a failed assertion together with the
+    timeline the message carries.
+    """
