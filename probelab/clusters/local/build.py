@@ -1,0 +1,239 @@
+"""Build the local cluster's binaries from the Go module proxy, once per version.
+
+No package ships kubelet or kube-apiserver, and no binary download is reachable, so the
+binaries are compiled from published Go modules. `k8s.io/kubernetes` cannot be built as a
+plain dependency because its go.mod points every `k8s.io/<staging>` module at a directory
+inside its own repository; a small wrapper module replaces each of those with the
+published `v0.MINOR.PATCH` of the same release. The list of staging modules is read from
+upstream's go.mod, so it follows the version instead of being typed out here.
+
+Results are cached under a key made of the recipe (versions, Go version, flags); a second
+`up` with the same key builds nothing.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from probelab.errors import ProbelabError
+from probelab.progress import step
+
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+)
+# The packages whose variables `kubectl version` and `/version` report.
+_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+_STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The pinned versions of everything the local cluster builds."""
+
+    kubernetes: str = "v1.35.4"
+    etcd: str = "v3.6.16"
+    coredns: str = "v1.14.7"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Where each built program is."""
+
+    kubernetes: Path
+    etcd: Path
+    coredns: Path
+    pause: Path
+
+    def kube(self, command: str) -> Path:
+        return self.kubernetes / command
+
+
+def staging_modules(upstream_go_mod: str) -> list[str]:
+    """The `k8s.io/<staging>` modules that upstream's go.mod points into its own tree."""
+    return sorted(set(_STAGING_REPLACE.findall(upstream_go_mod)))
+
+
+def staging_version(kubernetes_version: str) -> str:
+    """Staging modules are published as v0.MINOR.PATCH for Kubernetes v1.MINOR.PATCH."""
+    match = re.fullmatch(r"v1\.(\d+\.\d+(?:-[\w.]+)?)", kubernetes_version)
+    if not match:
+        raise ProbelabError(f"not a Kubernetes release version: {kubernetes_version!r}")
+    return f"v0.{match.group(1)}"
+
+
+def kubernetes_wrapper_go_mod(version: str, staging: Sequence[str]) -> str:
+    """A go.mod that builds k8s.io/kubernetes@version with published staging modules."""
+    published = staging_version(version)
+    replaces = "".join(f"\t{module} => {module} {published}\n" for module in staging)
+    return (
+        "module probelab.invalid/kubernetes\n\ngo 1.25.0\n\n"
+        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces})\n"
+    )
+
+
+def version_ldflags(version: str, build_date: str) -> str:
+    """Linker flags that make the binaries report the real release, as upstream's do."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": build_date,
+    }
+    flags = [f"-X '{package}.{key}={value}'" for package in _VERSION_PACKAGES
+             for key, value in values.items()]
+    return " ".join(["-s", "-w", *flags])
+
+
+class Builder:
+    """Runs `go` with a fixed environment and caches results by recipe."""
+
+    def __init__(self, cache_root: Path) -> None:
+        self.cache_root = cache_root
+        self._go = shutil.which("go")
+
+    def _require_go(self) -> str:
+        if self._go is None:
+            raise ProbelabError(
+                "Go is needed to build Kubernetes from the module proxy, and `go` is not on "
+                "PATH; install Go 1.25 or newer"
+            )
+        return self._go
+
+    def _env(self) -> dict[str, str]:
+        # Never fetch another toolchain (nothing but the module proxy is reachable),
+        # and link statically so the binaries need nothing from the host.
+        return {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+
+    def _go_run(self, args: Sequence[str], cwd: Path, what: str) -> str:
+        result = subprocess.run(
+            [self._require_go(), *args],
+            cwd=cwd,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-25:])
+            raise ProbelabError(f"{what} failed (go {' '.join(args[:2])}):\n{tail}")
+        return result.stdout
+
+    def _go_version(self) -> str:
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        return self._go_run(["env", "GOVERSION"], self.cache_root, "reading the Go version")
+
+    def _cached(self, name: str, recipe: str) -> tuple[Path, bool]:
+        """The output folder for `name` and whether it already holds this recipe's build."""
+        key = hashlib.sha256(f"{recipe}\n{self._go_version()}".encode()).hexdigest()[:16]
+        out = self.cache_root / f"{name}-{key}"
+        return out, (out / ".complete").is_file()
+
+    def _build(
+        self, name: str, recipe: str, go_mod: str, sources: dict[str, str],
+        packages: Sequence[str], ldflags: str = "-s -w", what: str = "",
+    ) -> Path:
+        out, done = self._cached(name, recipe)
+        if done:
+            return out
+        src = self.cache_root / "src" / name
+        src.mkdir(parents=True, exist_ok=True)
+        (src / "go.mod").write_text(go_mod)
+        for filename, text in sources.items():
+            (src / filename).write_text(text)
+        bin_dir = out / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        with step(what or f"building {name}"):
+            self._go_run(
+                ["build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}",
+                 "-o", f"{bin_dir}/", *packages],
+                src,
+                f"building {name}",
+            )
+        (out / ".complete").write_text(recipe + "\n")
+        return out
+
+    def kubernetes(self, version: str) -> Path:
+        """kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl."""
+        recipe = f"kubernetes {version} {' '.join(KUBERNETES_COMMANDS)}"
+        out, done = self._cached(f"kubernetes-{version}", recipe)
+        if done:
+            return out / "bin"
+        info = json.loads(
+            self._go_run(
+                ["mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+                self.cache_root,
+                f"downloading k8s.io/kubernetes@{version}",
+            )
+        )
+        upstream_go_mod = Path(info["GoMod"]).read_text()
+        build_date = json.loads(Path(info["Info"]).read_text())["Time"]
+        out = self._build(
+            f"kubernetes-{version}",
+            recipe,
+            kubernetes_wrapper_go_mod(version, staging_modules(upstream_go_mod)),
+            {},
+            [f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS],
+            version_ldflags(version, build_date),
+            f"building Kubernetes {version} from the Go module proxy (about 5 min cold)",
+        )
+        return out / "bin"
+
+    def etcd(self, version: str) -> Path:
+        go_mod = (
+            f"module probelab.invalid/etcd\n\ngo 1.25.0\n\n"
+            f"require go.etcd.io/etcd/server/v3 {version}\n"
+        )
+        out = self._build(
+            f"etcd-{version}", f"etcd {version}", go_mod, {}, ["go.etcd.io/etcd/server/v3"],
+            what=f"building etcd {version}",
+        )
+        return _single_binary(out / "bin", "etcd")
+
+    def _own_program(self, name: str, extra_require: str = "") -> Path:
+        """Build one of probelab's own Go programs shipped in `go/<name>/`."""
+        source = (resources.files("probelab.clusters.local") / "go" / name / "main.go").read_text()
+        go_mod = f"module probelab.invalid/{name}\n\ngo 1.25.0\n{extra_require}"
+        out = self._build(
+            name, f"{name} {extra_require}\n{source}", go_mod, {"main.go": source}, ["."],
+            what=f"building {name}",
+        )
+        return _single_binary(out / "bin", name)
+
+    def coredns(self, version: str) -> Path:
+        return self._own_program("coredns", f"\nrequire github.com/coredns/coredns {version}\n")
+
+    def pause(self) -> Path:
+        return self._own_program("pause")
+
+    def all(self, versions: Versions) -> Binaries:
+        return Binaries(
+            kubernetes=self.kubernetes(versions.kubernetes),
+            etcd=self.etcd(versions.etcd),
+            coredns=self.coredns(versions.coredns),
+            pause=self.pause(),
+        )
+
+
+def _single_binary(bin_dir: Path, name: str) -> Path:
+    """`go build -o dir/` names a binary after its package; give it a stable name."""
+    wanted = bin_dir / name
+    if not wanted.exists():
+        built = [path for path in bin_dir.iterdir() if path.is_file()]
+        if len(built) != 1:
+            raise ProbelabError(f"expected one binary in {bin_dir}, found {len(built)}")
+        built[0].rename(wanted)
+    return wanted
