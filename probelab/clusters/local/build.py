@@ -93,8 +93,11 @@ def version_ldflags(version: str, build_date: str) -> str:
         "gitTreeState": "clean",
         "buildDate": build_date,
     }
-    flags = [f"-X '{package}.{key}={value}'" for package in _VERSION_PACKAGES
-             for key, value in values.items()]
+    flags = [
+        f"-X '{package}.{key}={value}'"
+        for package in _VERSION_PACKAGES
+        for key, value in values.items()
+    ]
     return " ".join(["-s", "-w", *flags])
 
 
@@ -143,8 +146,14 @@ class Builder:
         return out, (out / ".complete").is_file()
 
     def _build(
-        self, name: str, recipe: str, go_mod: str, sources: dict[str, str],
-        packages: Sequence[str], ldflags: str = "-s -w", what: str = "",
+        self,
+        name: str,
+        recipe: str,
+        go_mod: str,
+        sources: dict[str, str],
+        packages: Sequence[str],
+        ldflags: str = "-s -w",
+        what: str = "",
     ) -> Path:
         out, done = self._cached(name, recipe)
         if done:
@@ -158,8 +167,15 @@ class Builder:
         bin_dir.mkdir(parents=True, exist_ok=True)
         with step(what or f"building {name}"):
             self._go_run(
-                ["build", "-mod=mod", "-trimpath", f"-ldflags={ldflags}",
-                 "-o", f"{bin_dir}/", *packages],
+                [
+                    "build",
+                    "-mod=mod",
+                    "-trimpath",
+                    f"-ldflags={ldflags}",
+                    "-o",
+                    f"{bin_dir}/",
+                    *packages,
+                ],
                 src,
                 f"building {name}",
             )
@@ -198,7 +214,11 @@ class Builder:
             f"require go.etcd.io/etcd/server/v3 {version}\n"
         )
         out = self._build(
-            f"etcd-{version}", f"etcd {version}", go_mod, {}, ["go.etcd.io/etcd/server/v3"],
+            f"etcd-{version}",
+            f"etcd {version}",
+            go_mod,
+            {},
+            ["go.etcd.io/etcd/server/v3"],
             what=f"building etcd {version}",
         )
         return _single_binary(out / "bin", "etcd")
@@ -208,7 +228,11 @@ class Builder:
         source = (resources.files("probelab.clusters.local") / "go" / name / "main.go").read_text()
         go_mod = f"module probelab.invalid/{name}\n\ngo 1.25.0\n{extra_require}"
         out = self._build(
-            name, f"{name} {extra_require}\n{source}", go_mod, {"main.go": source}, ["."],
+            name,
+            f"{name} {extra_require}\n{source}",
+            go_mod,
+            {"main.go": source},
+            ["."],
             what=f"building {name}",
         )
         return _single_binary(out / "bin", name)

@@ -1,0 +1,156 @@
+"""The pod network of the local cluster: one bridge, and a guard that keeps traffic home.
+
+The bridge is created here (not by the CNI plugin on the first pod) because the API server,
+kubelet and CoreDNS listen on its address before any pod exists. The CNI bridge plugin then
+attaches pods to it.
+
+The guard is two iptables chains of our own. Pods may talk to each other, to Services and
+to the node, but nothing they send is routed off the bridge; and a packet for the pod or
+service range that kube-proxy did not translate is refused instead of following the default
+route off this machine. Forwarding is enabled for the bridge only, and every kernel setting
+changed is recorded so `down` puts it back.
+"""
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.errors import ProbelabError
+
+FORWARD_CHAIN = "PROBELAB-FORWARD"
+OUTPUT_CHAIN = "PROBELAB-OUTPUT"
+
+
+def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise ProbelabError(f"`{' '.join(argv)}` failed: {result.stderr.strip()}")
+    return result
+
+
+def _sysctl_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+class PodNetwork:
+    """Creates and removes the bridge, the sysctls and the guard chains."""
+
+    def __init__(self, config: LocalClusterConfig) -> None:
+        self.config = config
+        self._saved = config.layout.run / "sysctls.json"
+
+    def _sysctls(self) -> dict[str, str]:
+        return {
+            f"net.ipv4.conf.{self.config.bridge}.forwarding": "1",
+            # Bridged pod traffic must pass iptables, or Services on the bridge do not work.
+            "net.bridge.bridge-nf-call-iptables": "1",
+        }
+
+    def up(self) -> None:
+        self._ensure_bridge()
+        self._load_br_netfilter()
+        self._apply_sysctls()
+        self._install_guard()
+
+    def down(self) -> None:
+        self._remove_guard()
+        self._restore_sysctls()
+        if _run(["ip", "link", "show", self.config.bridge], check=False).returncode == 0:
+            _run(["ip", "link", "delete", self.config.bridge])
+
+    def _ensure_bridge(self) -> None:
+        bridge = self.config.bridge
+        if _run(["ip", "link", "show", bridge], check=False).returncode != 0:
+            _run(["ip", "link", "add", bridge, "type", "bridge"])
+        address = f"{self.config.node_ip}/{self.config.pod_cidr.prefixlen}"
+        shown = _run(["ip", "-o", "-4", "addr", "show", "dev", bridge]).stdout
+        if address not in shown:
+            _run(["ip", "addr", "add", address, "dev", bridge])
+        _run(["ip", "link", "set", bridge, "up"])
+
+    @staticmethod
+    def _load_br_netfilter() -> None:
+        if not Path("/proc/sys/net/bridge").exists():
+            _run(["modprobe", "br_netfilter"])
+
+    def _apply_sysctls(self) -> None:
+        saved: dict[str, str] = json.loads(self._saved.read_text()) if self._saved.exists() else {}
+        for key, value in self._sysctls().items():
+            path = _sysctl_path(key)
+            saved.setdefault(key, path.read_text().strip())
+            path.write_text(value)
+        self._saved.parent.mkdir(parents=True, exist_ok=True)
+        self._saved.write_text(json.dumps(saved))
+
+    def _restore_sysctls(self) -> None:
+        if not self._saved.exists():
+            return
+        for key, value in json.loads(self._saved.read_text()).items():
+            path = _sysctl_path(key)
+            if path.exists():  # the bridge's own keys vanish with the bridge
+                path.write_text(value)
+        self._saved.unlink()
+
+    def _guard_rules(self) -> dict[str, list[list[str]]]:
+        bridge = self.config.bridge
+        reject = ["-j", "REJECT", "--reject-with", "icmp-net-prohibited"]
+        return {
+            FORWARD_CHAIN: [
+                ["-i", bridge, "-o", bridge, "-j", "ACCEPT"],
+                ["-i", bridge, *reject],
+            ],
+            OUTPUT_CHAIN: [
+                ["-d", str(self.config.service_cidr), *reject],
+                ["-d", str(self.config.pod_cidr), "!", "-o", bridge, *reject],
+            ],
+        }
+
+    def _install_guard(self) -> None:
+        self._remove_guard()
+        for chain, rules in self._guard_rules().items():
+            _run(["iptables", "-w", "-N", chain])
+            for rule in rules:
+                _run(["iptables", "-w", "-A", chain, *rule])
+            parent = "FORWARD" if chain == FORWARD_CHAIN else "OUTPUT"
+            _run(["iptables", "-w", "-I", parent, "1", "-j", chain])
+
+    @staticmethod
+    def _remove_guard() -> None:
+        for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
+            while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
+                pass
+            if _run(["iptables", "-w", "-F", chain], check=False).returncode == 0:
+                _run(["iptables", "-w", "-X", chain])
+
+    def guard_installed(self) -> bool:
+        return all(
+            _run(["iptables", "-w", "-S", chain], check=False).returncode == 0
+            for chain in self._guard_rules()
+        )
+
+    def cni_config(self) -> dict[str, object]:
+        """The CNI conflist containerd hands to the bridge plugin for every pod."""
+        return {
+            "cniVersion": "1.0.0",
+            "name": "probelab",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.config.bridge,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [
+                            [{"subnet": str(self.config.pod_cidr), "gateway": self.config.node_ip}]
+                        ],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": str(self.config.layout.data / "cni"),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }
