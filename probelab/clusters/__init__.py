@@ -1,0 +1,1 @@
+"""Ways of getting a Kubernetes cluster to run the probe lab against."""

@@ -1,0 +1,1 @@
+"""A single-node cluster built from upstream binaries run as local processes."""
