@@ -9,6 +9,7 @@ made pause image is never removed.
 """
 
 import json
+from contextlib import closing
 import ssl
 import urllib.error
 import urllib.request
@@ -73,7 +74,7 @@ def http_ok(
 def docker_pings(socket: Path) -> bool:
     """True when the Docker engine on `socket` answers its ping."""
     try:
-        with docker.DockerClient(base_url=f"unix://{socket}", timeout=5) as client:
+        with closing(docker.DockerClient(base_url=f"unix://{socket}", timeout=5)) as client:
             return bool(client.ping())
     except docker.errors.DockerException:
         return False
@@ -221,6 +222,9 @@ state = "{layout.run / "containerd"}"
 
 [{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
+  # Some hosts (this one among them) refuse a negative oom_score_adj even to root, and
+  # kubelet asks for -998 on every pod sandbox; clamp it to containerd's own score.
+  restrict_oom_score_adj = true
 
 [{cri}.containerd]
   snapshotter = "overlayfs"

@@ -21,6 +21,12 @@ from probelab.errors import ProbelabError
 
 FORWARD_CHAIN = "PROBELAB-FORWARD"
 OUTPUT_CHAIN = "PROBELAB-OUTPUT"
+# Chains kubelet writes and leaves behind when it stops (kube-proxy's go with its --cleanup).
+KUBELET_CHAINS = {
+    "filter": ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY"),
+    "nat": ("KUBE-KUBELET-CANARY",),
+    "mangle": ("KUBE-KUBELET-CANARY",),
+}
 
 
 def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -56,6 +62,7 @@ class PodNetwork:
 
     def down(self) -> None:
         self._remove_guard()
+        _remove_kubelet_chains()
         self._restore_sysctls()
         if _run(["ip", "link", "show", self.config.bridge], check=False).returncode == 0:
             _run(["ip", "link", "delete", self.config.bridge])
@@ -102,6 +109,8 @@ class PodNetwork:
                 ["-i", bridge, *reject],
             ],
             OUTPUT_CHAIN: [
+                # The node's own addresses (the bridge's among them) are delivered via lo.
+                ["-o", "lo", "-j", "RETURN"],
                 ["-d", str(self.config.service_cidr), *reject],
                 ["-d", str(self.config.pod_cidr), "!", "-o", bridge, *reject],
             ],
@@ -154,3 +163,16 @@ class PodNetwork:
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
         }
+
+
+def _remove_kubelet_chains() -> None:
+    """Delete kubelet's chains and every rule that jumps to them."""
+    for table, chains in KUBELET_CHAINS.items():
+        listing = _run(["iptables", "-w", "-t", table, "-S"], check=False).stdout.splitlines()
+        for rule in listing:
+            parts = rule.split()
+            if parts[:1] == ["-A"] and parts[-1] in chains and "-j" in parts:
+                _run(["iptables", "-w", "-t", table, "-D", *parts[1:]], check=False)
+        for chain in chains:
+            if _run(["iptables", "-w", "-t", table, "-F", chain], check=False).returncode == 0:
+                _run(["iptables", "-w", "-t", table, "-X", chain], check=False)

@@ -40,6 +40,7 @@ from probelab.secrets import SECRETS
 CA_COMMON_NAME = "probelab-ca"
 APISERVER = "apiserver"
 KUBELET_SERVING = "kubelet-serving"
+REGISTRY_SERVING = "registry"
 
 _CA_LIFETIME = timedelta(days=3650)
 _LEAF_LIFETIME = timedelta(days=365)
@@ -164,6 +165,14 @@ def ensure_pki(
             ExtendedKeyUsageOID.SERVER_AUTH,
             _parse_ips(apiserver_ips),
             _unique(apiserver_dns),
+        ),
+        # The local image registry listens on loopback only.
+        _Leaf(
+            REGISTRY_SERVING,
+            _subject("probelab-registry"),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            _parse_ips(["127.0.0.1"]),
+            ("localhost",),
         ),
         _Leaf(
             KUBELET_SERVING,

@@ -1,0 +1,324 @@
+"""`probelab cluster up | down | status`: upstream Kubernetes as host processes.
+
+`up` builds (or finds cached) binaries, makes certificates, the pod bridge and its guard,
+then starts each component and waits for it to be ready before starting the next:
+etcd, kube-apiserver, the controller manager and scheduler, containerd, a Docker engine, the
+TLS registry, kubelet (until the node is Ready), kube-proxy and CoreDNS. If anything fails
+or the user presses Ctrl-C, everything this `up` started is stopped again before the error
+is reported. `up` on a running cluster checks it and returns.
+
+`down` deletes the pods first, so kubelet itself tears down their sandboxes, network and
+mounts; then it stops each process by its PID file, removes kube-proxy's and our iptables
+rules, the bridge, the registry trust files, and unmounts anything left under the state
+directory.
+"""
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import docker
+from kubernetes import client
+
+from probelab import kube
+from probelab.clusters.base import ClusterHandle
+from probelab.clusters.local import preflight
+from probelab.clusters.local.build import Binaries, Builder
+from probelab.clusters.local.components import Component, Components
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.images import ensure_base_image, import_pause_image
+from probelab.clusters.local.network import PodNetwork
+from probelab.clusters.local.pki import PkiLayout, ensure_pki
+from probelab.clusters.local.processes import Supervisor
+from probelab.errors import ProbelabError
+from probelab.progress import say, step
+from probelab.registries.local import LocalRegistry, LocalRegistryServer
+
+# Start order; `down` goes the other way.
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "dockerd",
+    "registry",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+)
+NODE_READY_TIMEOUT = 120.0
+POD_DRAIN_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    log: Path
+
+
+class LocalCluster:
+    """One local cluster, described by its config and state directory."""
+
+    provider = "local"
+
+    def __init__(self, config: LocalClusterConfig | None = None) -> None:
+        self.config = config or LocalClusterConfig()
+        self.layout = self.config.layout
+        self.supervisor = Supervisor(self.layout.run, self.layout.logs)
+        self.network = PodNetwork(self.config)
+
+    # -- what users and the plugin call -------------------------------------------------
+
+    def handle(self, *, owned: bool) -> ClusterHandle:
+        return ClusterHandle(
+            provider=self.provider,
+            kubeconfig=self.layout.kubeconfig,
+            context=self.config.context,
+            owned=owned,
+            registry=self.registry(),
+            docker_host=f"unix://{self.layout.docker_socket}",
+        )
+
+    def registry(self) -> LocalRegistry:
+        return LocalRegistry(
+            self.config.registry_host, self.layout.etc / "registry" / "credentials.json"
+        )
+
+    def is_up(self) -> bool:
+        """Every component runs and the API server answers."""
+        if not all(self.supervisor.is_running(name) for name in COMPONENTS):
+            return False
+        api = kube.api_client(self.layout.kubeconfig, self.config.context)
+        try:
+            kube.check_reachable(api)
+        except ProbelabError:
+            return False
+        finally:
+            api.close()
+        return True
+
+    def up(self) -> ClusterHandle:
+        if self.is_up():
+            say(f"local cluster already up (state in {self.layout.root})")
+            return self.handle(owned=False)
+        preflight.check(self.config, self.supervisor)
+        try:
+            self._up()
+        except BaseException:  # Ctrl-C too: leave nothing half-started behind
+            say("bringing the local cluster up failed; stopping what was started")
+            self.down(quiet=True)
+            raise
+        say(f"local cluster up: KUBECONFIG={self.layout.kubeconfig} (state in {self.layout.root})")
+        return self.handle(owned=True)
+
+    def down(self, *, quiet: bool = False) -> None:
+        with step("stopping the local cluster") if not quiet else _nothing():
+            self._drain_pods()
+            for name in reversed(COMPONENTS):
+                self.supervisor.stop(name)
+            kube_proxy = self.layout.bin / "kube-proxy"
+            if kube_proxy.exists():  # it removes every iptables rule kube-proxy wrote
+                subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, check=False)
+            self.network.down()
+            self._registry_server(None).untrust()
+            _unmount_below(self.layout.root)
+
+    def status(self) -> list[ComponentStatus]:
+        statuses = []
+        for name in COMPONENTS:
+            record = self.supervisor.record(name)
+            statuses.append(
+                ComponentStatus(
+                    name, record.pid if record else None, self.supervisor.log_file(name)
+                )
+            )
+        return statuses
+
+    # -- up, step by step ---------------------------------------------------------------
+
+    def _up(self) -> None:
+        self.layout.make()
+        binaries = Builder(self.config.cache / "build").all(self.config.versions)
+        self._link_binaries(binaries)
+        pki = self._pki()
+        components = Components(self.config, binaries, pki)
+        self.network.up()
+        for component in (components.etcd(), components.apiserver()):
+            self._start(component)
+        api = kube.api_client(self.layout.kubeconfig, self.config.context)
+        self._grant_coredns(api)
+        for component in (
+            components.controller_manager(),
+            components.scheduler(),
+            components.containerd(),
+            components.dockerd(),
+        ):
+            self._start(component)
+        registry = self._registry_server(pki, components)
+        registry.trust()
+        self._start(registry.component())
+        with closing(docker.DockerClient(base_url=f"unix://{self.layout.docker_socket}")) as engine:
+            import_pause_image(engine, binaries.pause, self.layout.containerd_socket)
+            ensure_base_image(engine, self.config.cache / "images")
+        self._start(components.kubelet())
+        self._wait_node_ready(api)
+        for component in (components.kube_proxy(), components.coredns()):
+            self._start(component)
+        api.close()
+        self.layout.state_file.write_text(json.dumps(asdict(self.config.versions)))
+
+    def _start(self, component: Component) -> None:
+        with step(f"starting {component.name}"):
+            self.supervisor.start(component.name, component.argv)
+            self.supervisor.wait_ready(
+                component.name, component.ready, timeout=component.timeout, what=component.what
+            )
+
+    def _pki(self) -> PkiLayout:
+        config = self.config
+        pki = ensure_pki(
+            self.layout.pki,
+            node_name=config.node_name,
+            server=config.apiserver_url,
+            context=config.context,
+            apiserver_ips=["127.0.0.1", config.node_ip, config.kubernetes_service_ip],
+            apiserver_dns=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                f"kubernetes.default.svc.{config.cluster_domain}",
+            ],
+            node_ips=[config.node_ip],
+        )
+        self.layout.kubeconfig.unlink(missing_ok=True)
+        self.layout.kubeconfig.symlink_to(pki.kubeconfig("admin"))
+        return pki
+
+    def _link_binaries(self, binaries: Binaries) -> None:
+        for path in [*binaries.kubernetes.iterdir(), binaries.etcd, binaries.coredns]:
+            link = self.layout.bin / path.name
+            link.unlink(missing_ok=True)
+            link.symlink_to(path)
+
+    def _registry_server(
+        self, pki: PkiLayout | None, components: Components | None = None
+    ) -> LocalRegistryServer:
+        hosts_dir = self.layout.etc / "containerd" / "certs.d"
+        if components is not None:
+            hosts_dir = components.registry_hosts_dir
+        return LocalRegistryServer(self.config, pki or PkiLayout(self.layout.pki), hosts_dir)
+
+    @staticmethod
+    def _grant_coredns(api: client.ApiClient) -> None:
+        """CoreDNS reads Services, EndpointSlices, Pods and Namespaces; nothing else."""
+        kube.apply(
+            api,
+            [
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "metadata": {"name": "probelab:coredns"},
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "resources": ["services", "endpoints", "pods", "namespaces"],
+                            "verbs": ["list", "watch"],
+                        },
+                        {
+                            "apiGroups": ["discovery.k8s.io"],
+                            "resources": ["endpointslices"],
+                            "verbs": ["list", "watch"],
+                        },
+                    ],
+                },
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "probelab:coredns"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "probelab:coredns",
+                    },
+                    "subjects": [
+                        {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "User",
+                            "name": "probelab:coredns",
+                        }
+                    ],
+                },
+            ],
+        )
+
+    def _wait_node_ready(self, api: client.ApiClient) -> None:
+        name = self.config.node_name
+
+        def ready(node: client.V1Node) -> bool:
+            return node.metadata.name == name and any(
+                c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
+            )
+
+        with step(f"waiting for node {name} to be Ready"):
+            try:
+                kube.watch_until(
+                    client.CoreV1Api(api).list_node,
+                    ready,
+                    timeout=NODE_READY_TIMEOUT,
+                    what=f"node {name} to be Ready",
+                )
+            except AssertionError as error:
+                raise ProbelabError(
+                    f"{error}; last lines of {self.supervisor.log_file('kubelet')}:\n"
+                    f"{self.supervisor.log_tail('kubelet')}"
+                ) from error
+
+    def _drain_pods(self) -> None:
+        """Delete every pod and wait, so kubelet unwinds sandboxes, veths and mounts."""
+        if not (
+            self.supervisor.is_running("kubelet") and self.supervisor.is_running("kube-apiserver")
+        ):
+            return
+        for name in ("kube-controller-manager", "kube-scheduler"):  # nothing may recreate them
+            self.supervisor.stop(name)
+        api = kube.api_client(self.layout.kubeconfig, self.config.context)
+        core = client.CoreV1Api(api)
+        try:
+            for pod in core.list_pod_for_all_namespaces().items:
+                core.delete_namespaced_pod(
+                    pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
+                )
+            kube.wait_deleted(
+                core.list_pod_for_all_namespaces,
+                timeout=POD_DRAIN_TIMEOUT,
+                what="every pod to be deleted",
+            )
+        except AssertionError as error:
+            say(f"warning: {error}; stopping anyway")
+        finally:
+            api.close()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _unmount_below(root: Path) -> None:
+    """Unmount whatever is still mounted under `root`, deepest first."""
+    prefix = str(root.resolve()) + "/"
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
+
+
+def purge(config: LocalClusterConfig) -> None:
+    """Remove the state directory entirely (after `down`)."""
+    shutil.rmtree(config.layout.root, ignore_errors=True)

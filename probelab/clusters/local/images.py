@@ -1,0 +1,152 @@
+"""Images the local cluster makes itself, because no registry can be pulled from here.
+
+- The pause image: probelab's own static `pause` program alone in an image, imported into
+  containerd's Kubernetes namespace under the name containerd is configured to use for pod
+  sandboxes, so kubelet never tries to pull one.
+- A stand-in for `python:3.11-slim`: Debian bookworm (whose Python is 3.11) made with
+  debootstrap from the machine's own apt mirror, with the machine's CA bundle so `pip`
+  inside `docker build` trusts the same TLS the host does. The lab's Dockerfile then builds
+  unchanged. The root filesystem tarball is cached, so it is made once per machine.
+"""
+
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from probelab.clusters.local.components import PAUSE_IMAGE
+from probelab.errors import ProbelabError
+from probelab.progress import step
+
+BASE_IMAGE = "python:3.11-slim"
+DEBIAN_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates")
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+BASE_IMAGE_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    # Debian marks its Python as externally managed; the official image has no such mark.
+    "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
+    'CMD ["python3"]',
+)
+
+
+def _image_exists(client: docker.DockerClient, reference: str) -> bool:
+    try:
+        client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def import_pause_image(
+    client: docker.DockerClient, pause_binary: Path, containerd_socket: Path
+) -> None:
+    """Put the pause image into containerd's `k8s.io` namespace (idempotent)."""
+    listed = subprocess.run(
+        ["ctr", f"--address={containerd_socket}", "--namespace=k8s.io", "images", "ls", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if PAUSE_IMAGE in listed.stdout.split():
+        return
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        tar.add(pause_binary, arcname="pause")
+    repository, tag = PAUSE_IMAGE.rsplit(":", 1)
+    client.api.import_image_from_data(
+        layer.getvalue(), repository=repository, tag=tag, changes=['ENTRYPOINT ["/pause"]']
+    )
+    archive = b"".join(client.images.get(PAUSE_IMAGE).save(named=True))
+    result = subprocess.run(
+        ["ctr", f"--address={containerd_socket}", "--namespace=k8s.io", "images", "import", "-"],
+        input=archive,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProbelabError(
+            f"importing the pause image into containerd failed: {result.stderr.decode()}"
+        )
+
+
+def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's apt uses (debootstrap must use the same one)."""
+    texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.sources"))]
+    texts += [p.read_text() for p in [sources_dir / "sources.list"] if p.exists()]
+    texts += [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.list"))]
+    for text in texts:
+        for stanza in re.split(r"\n\s*\n", text):
+            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.MULTILINE)
+            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.MULTILINE)
+            if uris and suites and DEBIAN_SUITE in suites.group(1).split():
+                return uris.group(1)
+        line = re.search(rf"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{DEBIAN_SUITE}\s", text, re.MULTILINE)
+        if line:
+            return line.group(1)
+    raise ProbelabError(
+        f"no apt source for Debian {DEBIAN_SUITE} found under {sources_dir}; the base image "
+        "is made with debootstrap from the machine's Debian mirror"
+    )
+
+
+def _base_rootfs(cache_dir: Path) -> Path:
+    """The cached root filesystem tarball of the base image, made once per recipe."""
+    recipe = (
+        f"{DEBIAN_SUITE} {' '.join(BASE_PACKAGES)} "
+        + hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest()
+    )
+    tarball = cache_dir / f"python-3.11-slim-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
+    if tarball.exists():
+        return tarball
+    if shutil.which("debootstrap") is None:
+        raise ProbelabError("`debootstrap` is missing; install Debian's debootstrap package")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as work:
+        root = Path(work) / "rootfs"
+        with step(f"making the {BASE_IMAGE} stand-in with debootstrap (about a minute, once)"):
+            result = subprocess.run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    DEBIAN_SUITE,
+                    str(root),
+                    debian_mirror(),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                tail = "\n".join(result.stdout.strip().splitlines()[-15:])
+                raise ProbelabError(f"debootstrap failed:\n{tail}\n{result.stderr.strip()}")
+            shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/certs/ca-certificates.crt")
+            for leftover in ("var/lib/apt/lists", "var/cache/apt/archives"):
+                shutil.rmtree(root / leftover, ignore_errors=True)
+            partial = tarball.with_suffix(".partial")
+            subprocess.run(
+                ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], check=True
+            )
+            partial.rename(tarball)
+    return tarball
+
+
+def ensure_base_image(client: docker.DockerClient, cache_dir: Path) -> None:
+    """Make sure the Docker engine has the `python:3.11-slim` stand-in."""
+    if _image_exists(client, BASE_IMAGE):
+        return
+    tarball = _base_rootfs(cache_dir)
+    repository, tag = BASE_IMAGE.split(":")
+    with step(f"importing {BASE_IMAGE} into the Docker engine"):
+        client.api.import_image_from_file(
+            str(tarball), repository=repository, tag=tag, changes=list(BASE_IMAGE_CHANGES)
+        )

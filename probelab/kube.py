@@ -1,0 +1,237 @@
+"""Talking to a cluster: clients, watches with deadlines, apply, namespaces, secrets, logs.
+
+Everything here goes through the official kubernetes Python client. Waiting is always a
+watch that ends when a condition holds or fails at a deadline; a watch that expires (HTTP
+410) is resumed from a fresh list. Calls that can fail for a moment (connection resets, 5xx,
+429) are retried with tenacity.
+"""
+
+import base64
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tenacity
+import urllib3.exceptions
+from kubernetes import client, config, dynamic, watch
+from kubernetes.client.exceptions import ApiException
+
+from probelab.errors import ProbelabError, WaitTimeout
+
+T = TypeVar("T")
+FIELD_MANAGER = "probelab"
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, ApiException):
+        return error.status in _TRANSIENT_STATUS
+    return isinstance(error, urllib3.exceptions.HTTPError | ConnectionError)
+
+
+retry_transient = tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_transient),
+    stop=tenacity.stop_after_delay(30),
+    wait=tenacity.wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
+
+
+def api_client(kubeconfig: Path | None, context: str | None) -> client.ApiClient:
+    """A client for `context` in `kubeconfig`; a clear error when it cannot be loaded."""
+    try:
+        return config.new_client_from_config(
+            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        )
+    except (config.ConfigException, FileNotFoundError) as error:
+        where = kubeconfig or "the default kubeconfig"
+        raise ProbelabError(f"cannot load context {context!r} from {where}: {error}") from error
+
+
+def check_reachable(api: client.ApiClient) -> str:
+    """The server's version, or a ProbelabError saying the cluster cannot be reached."""
+    try:
+        info = client.VersionApi(api).get_code(_request_timeout=10)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        host = api.configuration.host
+        raise ProbelabError(f"the cluster at {host} is unreachable: {error}") from error
+    return str(info.git_version)
+
+
+def watch_until(
+    list_func: Callable[..., Any],
+    check: Callable[[Any], T | None],
+    *,
+    timeout: float,
+    what: str,
+    **list_kwargs: Any,
+) -> T:
+    """List, then watch, until `check(obj)` returns something truthy for some object.
+
+    Fails with WaitTimeout after `timeout` seconds; resumes after a 410 from a new list.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = retry_transient(list_func)(**list_kwargs)
+        for item in listing.items:
+            if result := check(item):
+                return result
+        version = listing.metadata.resource_version
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                stream = watch.Watch().stream(
+                    list_func,
+                    resource_version=version,
+                    timeout_seconds=max(1, int(remaining)),
+                    allow_watch_bookmarks=True,
+                    **list_kwargs,
+                )
+                for event in stream:
+                    obj = event["object"]
+                    version = obj.metadata.resource_version
+                    if event["type"] in ("ADDED", "MODIFIED") and (result := check(obj)):
+                        return result
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
+        except ApiException as error:
+            if error.status != 410:
+                raise
+
+
+def dynamic_client(api: client.ApiClient) -> dynamic.DynamicClient:
+    return dynamic.DynamicClient(api)
+
+
+def apply(api: client.ApiClient, objects: Iterable[Mapping[str, Any]]) -> None:
+    """Server-side apply each object, as `kubectl apply --server-side` would."""
+    dyn = dynamic_client(api)
+    for obj in objects:
+        resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        metadata = obj["metadata"]
+        retry_transient(resource.server_side_apply)(
+            body=dict(obj),
+            name=metadata["name"],
+            namespace=metadata.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+
+
+def create_namespace(api: client.ApiClient, name: str, labels: Mapping[str, str]) -> None:
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=dict(labels)))
+    retry_transient(client.CoreV1Api(api).create_namespace)(body)
+
+
+def delete_namespace(api: client.ApiClient, name: str, *, timeout: float | None = None) -> None:
+    """Delete a namespace; with `timeout`, wait until it is gone."""
+    core = client.CoreV1Api(api)
+    try:
+        retry_transient(core.delete_namespace)(name, grace_period_seconds=0)
+    except ApiException as error:
+        if error.status == 404:
+            return
+        raise
+    if timeout is not None:
+        wait_deleted(
+            core.list_namespace,
+            timeout=timeout,
+            what=f"namespace {name} to go",
+            field_selector=f"metadata.name={name}",
+        )
+
+
+def wait_deleted(
+    list_func: Callable[..., Any], *, timeout: float, what: str, **list_kwargs: Any
+) -> None:
+    """Watch until a list selects nothing (objects deleted) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = retry_transient(list_func)(**list_kwargs)
+        if not listing.items:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
+        stream = watch.Watch().stream(
+            list_func,
+            resource_version=listing.metadata.resource_version,
+            timeout_seconds=max(1, int(remaining)),
+            **list_kwargs,
+        )
+        for event in stream:
+            if event["type"] == "DELETED":
+                break
+
+
+def put_pull_secret(
+    api: client.ApiClient, namespace: str, name: str, docker_config_json: str
+) -> None:
+    """Create or replace a `kubernetes.io/dockerconfigjson` secret."""
+    core = client.CoreV1Api(api)
+    encoded = base64.b64encode(docker_config_json.encode()).decode()
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        type="kubernetes.io/dockerconfigjson",
+        data={".dockerconfigjson": encoded},
+    )
+    try:
+        retry_transient(core.create_namespaced_secret)(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        retry_transient(core.replace_namespaced_secret)(name, namespace, body)
+
+
+def merged_pull_secrets(existing: Iterable[str], name: str) -> list[dict[str, str]]:
+    """`imagePullSecrets` with `name` added after the existing entries, no duplicates."""
+    names = list(dict.fromkeys([*existing, name]))
+    return [{"name": n} for n in names]
+
+
+def add_pull_secret_to_service_account(
+    api: client.ApiClient,
+    namespace: str,
+    secret: str,
+    *,
+    service_account: str = "default",
+    timeout: float = 60.0,
+) -> None:
+    """What `kubectl patch serviceaccount default -p '{"imagePullSecrets":...}'` does,
+    except that entries already there are kept.
+
+    The ServiceAccount is made by the controller manager shortly after the namespace, so
+    this watches for it first.
+    """
+    core = client.CoreV1Api(api)
+    account = watch_until(
+        core.list_namespaced_service_account,
+        lambda sa: sa,
+        timeout=timeout,
+        what=f"ServiceAccount {namespace}/{service_account}",
+        namespace=namespace,
+        field_selector=f"metadata.name={service_account}",
+    )
+    current = [ref.name for ref in account.image_pull_secrets or []]
+    if secret in current:
+        return
+    patch = {"imagePullSecrets": merged_pull_secrets(current, secret)}
+    retry_transient(core.patch_namespaced_service_account)(service_account, namespace, patch)
+
+
+def pod_logs(
+    api: client.ApiClient,
+    namespace: str,
+    pod: str,
+    *,
+    container: str | None = None,
+    previous: bool = False,
+) -> str:
+    """`kubectl logs [--previous]`; an explanation instead of the text when there is none."""
+    try:
+        return str(
+            client.CoreV1Api(api).read_namespaced_pod_log(
+                pod, namespace, container=container, previous=previous, _request_timeout=15
+            )
+        )
+    except ApiException as error:
+        return f"(no {'previous ' if previous else ''}logs: {error.reason})"

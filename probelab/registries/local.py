@@ -1,0 +1,141 @@
+"""The local registry: Debian's distribution registry on loopback, with TLS and basic auth.
+
+It stands where ECR stands in the lab: pulls without credentials fail with the same
+`no basic auth credentials` kubelet reports for ECR. The server certificate is issued by
+the cluster CA, which Docker (per-registry `certs.d`) and containerd (`hosts.toml`) are told
+to trust for this one host only. The password is random, kept in a 0600 file in the state
+directory, and bcrypt-hashed into the htpasswd file the registry reads.
+"""
+
+import json
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from probelab.clusters.local.components import Component, http_ok
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.pki import REGISTRY_SERVING, PkiLayout
+from probelab.errors import ProbelabError
+from probelab.registries.base import Credentials, Registry
+
+USERNAME = "probelab"
+DOCKER_CERTS_D = Path("/etc/docker/certs.d")
+
+
+class LocalRegistryServer:
+    """Runs and trusts the registry of one local cluster."""
+
+    def __init__(self, config: LocalClusterConfig, pki: PkiLayout, hosts_dir: Path) -> None:
+        self.config = config
+        self.pki = pki
+        self.hosts_dir = hosts_dir
+        self.dir = config.layout.etc / "registry"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.dir / "credentials.json"
+
+    def ensure_credentials(self) -> Credentials:
+        """The registry's user and password, created on first use."""
+        if not self.credentials_file.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            password = secrets.token_urlsafe(24)
+            self.credentials_file.touch(mode=0o600)
+            self.credentials_file.write_text(
+                json.dumps({"username": USERNAME, "password": password})
+            )
+            self._write_htpasswd(USERNAME, password)
+        return read_credentials(self.credentials_file)
+
+    def _write_htpasswd(self, username: str, password: str) -> None:
+        """bcrypt-hash the password with `htpasswd`, reading it from stdin (not argv)."""
+        if shutil.which("htpasswd") is None:
+            raise ProbelabError("`htpasswd` is missing; install Debian's apache2-utils")
+        result = subprocess.run(
+            ["htpasswd", "-i", "-B", "-c", str(self.dir / "htpasswd"), username],
+            input=password,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ProbelabError(f"htpasswd failed: {result.stderr.strip()}")
+
+    def _config_file(self) -> Path:
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.config.layout.data / "registry")},
+                "delete": {"enabled": True},
+            },
+            "http": {
+                "addr": self.config.registry_host,
+                "tls": {
+                    "certificate": str(self.pki.cert(REGISTRY_SERVING)),
+                    "key": str(self.pki.key(REGISTRY_SERVING)),
+                },
+            },
+            "auth": {"htpasswd": {"realm": "probelab", "path": str(self.dir / "htpasswd")}},
+        }
+        path = self.dir / "config.yml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def component(self) -> Component:
+        self.ensure_credentials()
+        return Component(
+            "registry",
+            ["docker-registry", "serve", str(self._config_file())],
+            # Without credentials the registry must refuse: 401 proves it is up and guarded.
+            lambda: http_ok(
+                f"https://{self.config.registry_host}/v2/", ca=self.pki.ca_cert, expect=401
+            ),
+            "/v2/ answering 401",
+        )
+
+    def _trust_paths(self) -> tuple[Path, Path]:
+        host = self.config.registry_host
+        return DOCKER_CERTS_D / host, self.hosts_dir / host
+
+    def trust(self) -> None:
+        """Make Docker and containerd trust the cluster CA for this registry host only."""
+        docker_dir, containerd_dir = self._trust_paths()
+        docker_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.pki.ca_cert, docker_dir / "ca.crt")
+        containerd_dir.mkdir(parents=True, exist_ok=True)
+        url = f"https://{self.config.registry_host}"
+        (containerd_dir / "hosts.toml").write_text(
+            f'server = "{url}"\n\n[host."{url}"]\n'
+            f'  capabilities = ["pull", "resolve", "push"]\n'
+            f'  ca = "{self.pki.ca_cert}"\n'
+        )
+
+    def untrust(self) -> None:
+        for path in self._trust_paths():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def read_credentials(path: Path) -> Credentials:
+    data = json.loads(path.read_text())
+    return Credentials(data["username"], data["password"])
+
+
+class LocalRegistry(Registry):
+    """The registry provider for the local cluster's registry."""
+
+    name = "local"
+
+    def __init__(self, host: str, credentials_file: Path) -> None:
+        self._host = host
+        self._credentials_file = credentials_file
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def credentials(self) -> Credentials:
+        return read_credentials(self._credentials_file)

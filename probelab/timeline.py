@@ -1,0 +1,347 @@
+"""What the watches saw in one namespace, and the one way probelab waits for it.
+
+Watch threads append pod and event observations; tests read them and block in
+:meth:`Timeline.wait_until`, which wakes on every append instead of polling. When a wait
+times out, the error carries :meth:`Timeline.render`: the ``kubectl get pod -w`` and event
+listing a student would have looked at, so a failed lab explains itself.
+
+Kubernetes model objects are converted here, once, into small frozen records, so nothing
+downstream depends on the client's optional-everything attribute style.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from kubernetes.client import CoreV1Event, V1Pod
+
+from probelab.errors import WaitTimeout
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ContainerSnapshot:
+    """One container's status at one moment."""
+
+    name: str
+    ready: bool
+    restart_count: int
+    state: str  # "waiting" | "running" | "terminated" | "unknown" (no status reported yet)
+    reason: str | None  # the waiting or terminated reason: CrashLoopBackOff, Completed, Error...
+    message: str | None
+    started_at: datetime | None  # state.running.startedAt
+    last_terminated_reason: str | None  # lastState.terminated.reason
+    last_exit_code: int | None
+    last_finished_at: datetime | None = None  # lastState.terminated.finishedAt: "(5s ago)"
+
+
+@dataclass(frozen=True)
+class PodObservation:
+    """A pod as one watch event showed it."""
+
+    at: datetime  # when probelab received it (aware, UTC)
+    pod: str
+    phase: str
+    ready: bool  # the pod's Ready condition
+    containers: tuple[ContainerSnapshot, ...]
+    deleted: bool = False
+    terminating: bool = False  # metadata.deletionTimestamp was set
+
+    @property
+    def status(self) -> str:
+        """The STATUS column of ``kubectl get pod``, for the lab's single-level pods."""
+        if self.terminating:
+            return "Terminating"
+        for container in self.containers:
+            if container.state in ("waiting", "terminated") and container.reason:
+                return container.reason
+        return self.phase
+
+    @property
+    def restarts(self) -> int:
+        return sum(c.restart_count for c in self.containers)
+
+    @property
+    def ready_text(self) -> str:
+        """READY as kubectl prints it: running-and-ready containers over all containers."""
+        ready = sum(1 for c in self.containers if c.ready and c.state == "running")
+        return f"{ready}/{len(self.containers)}"
+
+
+@dataclass(frozen=True)
+class EventObservation:
+    """One Kubernetes event (or a later update of it, with a higher count)."""
+
+    at: datetime  # the event's own time, see _event_time
+    pod: str  # involvedObject.name
+    type: str
+    reason: str
+    message: str
+    count: int
+    kind: str = "Pod"  # involvedObject.kind
+
+
+class Timeline:
+    """Append-only, thread-safe record of one namespace's pods and events."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._version = 0  # bumped on every append, so waiters never miss one
+        self._pods: list[PodObservation] = []
+        self._events: list[EventObservation] = []
+        self._event_keys: set[tuple[object, ...]] = set()
+
+    def add_pod(
+        self, pod: V1Pod, *, deleted: bool = False, at: datetime | None = None
+    ) -> PodObservation:
+        """Record a pod as a watch delivered it; ``at`` defaults to now."""
+        observation = _pod_observation(pod, deleted=deleted, at=_aware(at or datetime.now(UTC)))
+        with self._changed:
+            self._pods.append(observation)
+            self._version += 1
+            self._changed.notify_all()
+        return observation
+
+    def add_event(self, event: CoreV1Event) -> EventObservation:
+        """Record an event; a re-delivered identical event (watch restart) is not added twice."""
+        observation = _event_observation(event)
+        meta = event.metadata
+        key = ((meta.uid or meta.name) if meta else None, observation.count, observation.at)
+        with self._changed:
+            if key in self._event_keys:
+                return observation
+            self._event_keys.add(key)
+            self._events.append(observation)
+            self._version += 1
+            self._changed.notify_all()
+        return observation
+
+    def pods(self, name: str | None = None) -> list[PodObservation]:
+        with self._changed:
+            return [p for p in self._pods if name is None or p.pod == name]
+
+    def events(
+        self, pod: str | None = None, reason: str | None = None, contains: str | None = None
+    ) -> list[EventObservation]:
+        """Events in arrival order, filtered by object name, reason and message substring."""
+        with self._changed:
+            return [
+                e
+                for e in self._events
+                if (pod is None or e.pod == pod)
+                and (reason is None or e.reason == reason)
+                and (contains is None or contains in e.message)
+            ]
+
+    def latest(self, pod: str) -> PodObservation | None:
+        seen = self.pods(pod)
+        return seen[-1] if seen else None
+
+    def max_restarts(self, pod: str, container: str | None = None) -> int:
+        """Highest restart count seen; the max, because a late watch event can be stale."""
+        return max(
+            (
+                sum(c.restart_count for c in o.containers if container in (None, c.name))
+                for o in self.pods(pod)
+            ),
+            default=0,
+        )
+
+    def first(self, pod: str, predicate: Callable[[PodObservation], bool]) -> PodObservation | None:
+        return next((o for o in self.pods(pod) if predicate(o)), None)
+
+    def first_start(self, pod: str) -> datetime | None:
+        """Earliest container start seen: labs measure kubelet's timings from it."""
+        starts = [c.started_at for o in self.pods(pod) for c in o.containers if c.started_at]
+        return min(starts, default=None)
+
+    def wait_until(self, check: Callable[[Timeline], T | None], *, timeout: float, what: str) -> T:
+        """Return ``check``'s first truthy result, re-checking after every append.
+
+        ``check`` runs outside the lock, so it may itself read the timeline (or be slow)
+        without blocking the watch threads.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._version
+            result = check(self)
+            if result:
+                return result
+            with self._changed:
+                appended = self._changed.wait_for(
+                    lambda seen=seen: self._version != seen, deadline - time.monotonic()
+                )
+            if not appended:
+                raise WaitTimeout(f"{what}: not seen within {timeout:g}s\n\n{self.render()}")
+
+    def render(self, now: datetime | None = None) -> str:
+        """Pods as ``kubectl get pod -w`` would have shown them, then events by time."""
+        now = _aware(now or datetime.now(UTC))
+        with self._changed:
+            pods = list(self._pods)
+            events = sorted(self._events, key=lambda e: e.at)  # stable: ties keep arrival order
+        return (
+            _table(("NAME", "READY", "STATUS", "RESTARTS", "AGE"), _pod_rows(pods), "pods")
+            + "\n\n"
+            + _table(
+                ("AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"),
+                [
+                    (
+                        _age(now - e.at),
+                        e.type,
+                        e.reason,
+                        f"{e.kind.lower()}/{e.pod}",
+                        _one_line(e.message),
+                    )
+                    for e in events
+                ],
+                "events",
+            )
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    """Keep every time in UTC; a naive time would make ages silently wrong."""
+    if moment.tzinfo is None:
+        raise ValueError(f"timeline times must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return _aware(value) if isinstance(value, datetime) else None
+
+
+def _container_snapshot(name: str, status: Any) -> ContainerSnapshot:
+    """Flatten a V1ContainerStatus (None: kubelet has reported nothing for it yet)."""
+    state = getattr(status, "state", None)
+    kind, detail = "unknown", None
+    for candidate in ("running", "waiting", "terminated"):
+        detail = getattr(state, candidate, None)
+        if detail is not None:
+            kind = candidate
+            break
+    last = getattr(getattr(status, "last_state", None), "terminated", None)
+    exit_code = getattr(last, "exit_code", None)
+    return ContainerSnapshot(
+        name=name,
+        ready=bool(getattr(status, "ready", False)),
+        restart_count=int(getattr(status, "restart_count", 0) or 0),
+        state=kind,
+        reason=getattr(detail, "reason", None),
+        message=getattr(detail, "message", None),
+        started_at=_optional_time(getattr(detail, "started_at", None))
+        if kind == "running"
+        else None,
+        last_terminated_reason=getattr(last, "reason", None),
+        last_exit_code=int(exit_code) if exit_code is not None else None,
+        last_finished_at=_optional_time(getattr(last, "finished_at", None)),
+    )
+
+
+def _pod_observation(pod: V1Pod, *, deleted: bool, at: datetime) -> PodObservation:
+    """Containers follow the spec's order, so a container without status still counts in READY."""
+    status = pod.status
+    statuses = {s.name: s for s in (getattr(status, "container_statuses", None) or [])}
+    spec_names = [str(c.name) for c in (getattr(pod.spec, "containers", None) or [])]
+    names = spec_names + [n for n in statuses if n not in spec_names]
+    conditions = getattr(status, "conditions", None) or []
+    return PodObservation(
+        at=at,
+        pod=str(pod.metadata.name),
+        phase=str(getattr(status, "phase", None) or "Unknown"),
+        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+        containers=tuple(_container_snapshot(n, statuses.get(n)) for n in names),
+        deleted=deleted,
+        terminating=pod.metadata.deletion_timestamp is not None,
+    )
+
+
+def _event_time(event: CoreV1Event) -> datetime:
+    """The event's latest known occurrence, whichever API generation filled it in."""
+    series = event.series
+    for value in (
+        getattr(series, "last_observed_time", None),
+        event.last_timestamp,
+        event.event_time,
+        event.first_timestamp,
+        getattr(event.metadata, "creation_timestamp", None),
+    ):
+        moment = _optional_time(value)
+        if moment is not None:
+            return moment
+    return datetime.now(UTC)  # a bare event without any time: use when we received it
+
+
+def _event_observation(event: CoreV1Event) -> EventObservation:
+    involved = event.involved_object
+    count = event.count or getattr(event.series, "count", None) or 1
+    return EventObservation(
+        at=_event_time(event),
+        pod=str(getattr(involved, "name", "") or ""),
+        type=str(event.type or ""),
+        reason=str(event.reason or ""),
+        message=str(event.message or ""),
+        count=int(count),
+        kind=str(getattr(involved, "kind", None) or "Pod"),
+    )
+
+
+def _pod_rows(pods: Sequence[PodObservation]) -> list[tuple[str, ...]]:
+    """One row per observation that changes what a pod's row shows; AGE from first sight."""
+    first_seen: dict[str, datetime] = {}
+    shown: dict[str, tuple[object, ...]] = {}
+    rows: list[tuple[str, ...]] = []
+    for obs in pods:
+        first = first_seen.setdefault(obs.pod, obs.at)
+        visible = (obs.ready_text, obs.status, obs.restarts, obs.deleted)
+        if shown.get(obs.pod) == visible:
+            continue
+        shown[obs.pod] = visible
+        rows.append(
+            (obs.pod, obs.ready_text, obs.status, _restarts_text(obs), _age(obs.at - first))
+        )
+    return rows
+
+
+def _restarts_text(obs: PodObservation) -> str:
+    """RESTARTS with kubectl's "(5s ago)" from the last container exit."""
+    finished = [c.last_finished_at for c in obs.containers if c.last_finished_at]
+    if not obs.restarts or not finished:
+        return str(obs.restarts)
+    return f"{obs.restarts} ({_age(obs.at - max(finished))} ago)"
+
+
+def _age(delta: timedelta) -> str:
+    """kubectl's short human durations: 42s, 3m13s, 25m, 4h10m."""
+    seconds = max(0, int(delta.total_seconds()))  # clock skew can make a delta negative
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 10:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours, mins = divmod(minutes, 60)
+    return f"{hours}h{mins}m" if mins and hours < 8 else f"{hours}h"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], noun: str) -> str:
+    """Left-aligned columns three spaces apart, like kubectl's tabwriter."""
+    if not rows:
+        return f"(no {noun} seen)"
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    )
