@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from kubernetes.client import CoreV1Event, V1Pod
+from kubernetes.client import CoreV1Event, V1ContainerStatus, V1ObjectMeta, V1Pod, V1PodStatus
 
 from probelab.errors import WaitTimeout
 
@@ -111,8 +111,7 @@ class Timeline:
     def add_event(self, event: CoreV1Event) -> EventObservation:
         """Record an event; a re-delivered identical event (watch restart) is not added twice."""
         observation = _event_observation(event)
-        meta = event.metadata
-        key = ((meta.uid or meta.name) if meta else None, observation.count, observation.at)
+        key = (event.metadata.uid or event.metadata.name, observation.count, observation.at)
         with self._changed:
             if key in self._event_keys:
                 return observation
@@ -176,7 +175,7 @@ class Timeline:
                 return result
             with self._changed:
                 appended = self._changed.wait_for(
-                    lambda seen=seen: self._version != seen, deadline - time.monotonic()
+                    lambda: self._version != seen  # noqa: B023 (runs before seen changes), deadline - time.monotonic()
                 )
             if not appended:
                 raise WaitTimeout(f"{what}: not seen within {timeout:g}s\n\n{self.render()}")
@@ -214,82 +213,76 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _optional_time(value: Any) -> datetime | None:
-    return _aware(value) if isinstance(value, datetime) else None
+def _optional_time(moment: datetime | None) -> datetime | None:
+    return _aware(moment) if moment is not None else None
 
 
-def _container_snapshot(name: str, status: Any) -> ContainerSnapshot:
-    """Flatten a V1ContainerStatus (None: kubelet has reported nothing for it yet)."""
-    state = getattr(status, "state", None)
-    kind, detail = "unknown", None
-    for candidate in ("running", "waiting", "terminated"):
-        detail = getattr(state, candidate, None)
-        if detail is not None:
-            kind = candidate
-            break
-    last = getattr(getattr(status, "last_state", None), "terminated", None)
-    exit_code = getattr(last, "exit_code", None)
+def _container_snapshot(name: str, status: V1ContainerStatus | None) -> ContainerSnapshot:
+    """Flatten a container status; None means kubelet has reported nothing for it yet."""
+    state = status.state if status is not None else None
+    kind, reason, message, started_at = "unknown", None, None, None
+    if state is not None and state.running is not None:
+        kind, started_at = "running", state.running.started_at
+    elif state is not None and state.waiting is not None:
+        kind, reason, message = "waiting", state.waiting.reason, state.waiting.message
+    elif state is not None and state.terminated is not None:
+        kind, reason, message = "terminated", state.terminated.reason, state.terminated.message
+    last = status.last_state.terminated if status is not None and status.last_state else None
     return ContainerSnapshot(
         name=name,
-        ready=bool(getattr(status, "ready", False)),
-        restart_count=int(getattr(status, "restart_count", 0) or 0),
+        ready=status.ready if status is not None else False,
+        restart_count=status.restart_count if status is not None else 0,
         state=kind,
-        reason=getattr(detail, "reason", None),
-        message=getattr(detail, "message", None),
-        started_at=_optional_time(getattr(detail, "started_at", None))
-        if kind == "running"
-        else None,
-        last_terminated_reason=getattr(last, "reason", None),
-        last_exit_code=int(exit_code) if exit_code is not None else None,
-        last_finished_at=_optional_time(getattr(last, "finished_at", None)),
+        reason=reason,
+        message=message,
+        started_at=_optional_time(started_at),
+        last_terminated_reason=last.reason if last else None,
+        last_exit_code=last.exit_code if last else None,
+        last_finished_at=_optional_time(last.finished_at) if last else None,
     )
 
 
 def _pod_observation(pod: V1Pod, *, deleted: bool, at: datetime) -> PodObservation:
     """Containers follow the spec's order, so a container without status still counts in READY."""
-    status = pod.status
-    statuses = {s.name: s for s in (getattr(status, "container_statuses", None) or [])}
-    spec_names = [str(c.name) for c in (getattr(pod.spec, "containers", None) or [])]
-    names = spec_names + [n for n in statuses if n not in spec_names]
-    conditions = getattr(status, "conditions", None) or []
+    metadata = pod.metadata or V1ObjectMeta()
+    status = pod.status or V1PodStatus()
+    statuses = {s.name: s for s in status.container_statuses or []}
+    names = [c.name for c in (pod.spec.containers if pod.spec else [])]
+    names += [n for n in statuses if n not in names]
     return PodObservation(
         at=at,
-        pod=str(pod.metadata.name),
-        phase=str(getattr(status, "phase", None) or "Unknown"),
-        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+        pod=metadata.name or "",
+        phase=status.phase or "Unknown",
+        ready=any(c.type == "Ready" and c.status == "True" for c in status.conditions or []),
         containers=tuple(_container_snapshot(n, statuses.get(n)) for n in names),
         deleted=deleted,
-        terminating=pod.metadata.deletion_timestamp is not None,
+        terminating=metadata.deletion_timestamp is not None,
     )
 
 
 def _event_time(event: CoreV1Event) -> datetime:
     """The event's latest known occurrence, whichever API generation filled it in."""
-    series = event.series
-    for value in (
-        getattr(series, "last_observed_time", None),
+    candidates = (
+        event.series.last_observed_time if event.series else None,
         event.last_timestamp,
         event.event_time,
         event.first_timestamp,
-        getattr(event.metadata, "creation_timestamp", None),
-    ):
-        moment = _optional_time(value)
-        if moment is not None:
-            return moment
-    return datetime.now(UTC)  # a bare event without any time: use when we received it
+        event.metadata.creation_timestamp,
+    )
+    moment = next((c for c in candidates if c is not None), None)
+    return _aware(moment) if moment else datetime.now(UTC)  # timeless: use when we got it
 
 
 def _event_observation(event: CoreV1Event) -> EventObservation:
-    involved = event.involved_object
-    count = event.count or getattr(event.series, "count", None) or 1
+    series_count = event.series.count if event.series else None
     return EventObservation(
         at=_event_time(event),
-        pod=str(getattr(involved, "name", "") or ""),
-        type=str(event.type or ""),
-        reason=str(event.reason or ""),
-        message=str(event.message or ""),
-        count=int(count),
-        kind=str(getattr(involved, "kind", None) or "Pod"),
+        pod=event.involved_object.name or "",
+        type=event.type or "",
+        reason=event.reason or "",
+        message=event.message or "",
+        count=event.count or series_count or 1,
+        kind=event.involved_object.kind or "Pod",
     )
 
 

@@ -9,11 +9,11 @@ made pause image is never removed.
 """
 
 import json
-from contextlib import closing
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
