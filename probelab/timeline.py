@@ -174,10 +174,10 @@ class Timeline:
             if result:
                 return result
             with self._changed:
-                appended = self._changed.wait_for(
-                    lambda: self._version != seen  # noqa: B023 (runs before seen changes), deadline - time.monotonic()
-                )
-            if not appended:
+                while self._version == seen and (remaining := deadline - time.monotonic()) > 0:
+                    self._changed.wait(remaining)
+                timed_out = self._version == seen
+            if timed_out:
                 raise WaitTimeout(f"{what}: not seen within {timeout:g}s\n\n{self.render()}")
 
     def render(self, now: datetime | None = None) -> str:
