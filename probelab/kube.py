@@ -38,15 +38,25 @@ retry_transient = tenacity.retry(
 )
 
 
+# Each scenario keeps two watches open while tests make their own calls.
+CONNECTION_POOL_SIZE = 64
+
+
 def api_client(kubeconfig: Path | None, context: str | None) -> client.ApiClient:
     """A client for `context` in `kubeconfig`; a clear error when it cannot be loaded."""
+    configuration = client.Configuration()
     try:
-        return config.new_client_from_config(
-            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        config.load_kube_config(
+            config_file=str(kubeconfig) if kubeconfig else None,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
         )
     except (config.ConfigException, FileNotFoundError) as error:
         where = kubeconfig or "the default kubeconfig"
         raise ProbelabError(f"cannot load context {context!r} from {where}: {error}") from error
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def check_reachable(api: client.ApiClient) -> str:
@@ -57,6 +67,18 @@ def check_reachable(api: client.ApiClient) -> str:
         host = api.configuration.host
         raise ProbelabError(f"the cluster at {host} is unreachable: {error}") from error
     return str(info.git_version)
+
+
+def get_raw(api: client.ApiClient, path: str) -> bytes:
+    """GET a path the typed API does not cover (OpenAPI documents), with the client's auth."""
+    method, url, headers, body, post = api.param_serialize(
+        "GET", path, auth_settings=["BearerToken"]
+    )
+    response = retry_transient(api.call_api)(method, url, headers, body, post, _request_timeout=30)
+    response.read()
+    if response.status != 200:
+        raise ProbelabError(f"GET {path} answered {response.status}")
+    return bytes(response.data)
 
 
 def watch_until(

@@ -1,1 +1,240 @@
-"""pytest plugin (placeholder until the harness fixtures land)."""
+"""The pytest plugin: options and fixtures that hand labs a ready scenario.
+
+It only wires parts together. A session brings up (or connects to) one cluster, builds and
+pushes the lab image once, and starts every scenario the selected tests need at the same
+moment, each in its own namespace, so the lab takes about as long as its slowest scenario.
+A test marked `@pytest.mark.scenario(name, *manifests, pull_secret=True)` receives that
+scenario as the `lab` fixture. Namespaces are deleted at the end, on failure and on Ctrl-C
+too; a failed test's report carries the scenario's timeline, events and previous logs.
+"""
+
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from kubernetes import client
+
+from probelab import clusters, kube
+from probelab.clusters.base import ClusterHandle
+from probelab.errors import ProbelabError
+from probelab.images import build_and_push, docker_client
+from probelab.lab import Lab, Scenario, namespace_name
+from probelab.registries.base import Registry
+from probelab.secrets import SECRETS, install_log_masking
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
+REGISTRY_CHOICES = ("auto", "local", "kind", "ecr")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("probelab", "probelab: run the probe lab on a real cluster")
+    group.addoption(
+        "--cluster",
+        choices=clusters.CHOICES,
+        default="auto",
+        help="where pods run (auto: kind if present, else the local cluster)",
+    )
+    group.addoption(
+        "--kube-context",
+        default=None,
+        help="kubeconfig context for --cluster=existing (required there)",
+    )
+    group.addoption(
+        "--kubeconfig",
+        default=None,
+        type=Path,
+        help="kubeconfig file for --cluster=existing (default: the usual one)",
+    )
+    group.addoption(
+        "--registry",
+        choices=REGISTRY_CHOICES,
+        default="auto",
+        help="where the lab image is pushed (auto: the cluster's own registry)",
+    )
+    group.addoption(
+        "--keep-cluster",
+        action="store_true",
+        help="leave a cluster probelab started running after the session",
+    )
+    group.addoption(
+        "--namespace-prefix", default="probelab", help="prefix of the per-scenario namespaces"
+    )
+    group.addoption(
+        "--report-dir",
+        default=None,
+        type=Path,
+        help="write each scenario's timeline, events and logs here",
+    )
+    group.addoption(
+        "--app-dir", default=ROOT / "app", type=Path, help="build context of the lab image"
+    )
+    group.addoption(
+        "--manifests-dir",
+        default=ROOT / "manifests",
+        type=Path,
+        help="where the lab's manifests are",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "scenario(name, *manifests, pull_secret=True): the lab scenario a test assesses"
+    )
+    install_log_masking()
+    if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
+        raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember the scenarios the selected tests need, so they can all start at once."""
+    scenarios: dict[str, Scenario] = {}
+    for item in items:
+        marker = item.get_closest_marker("scenario")
+        if marker is not None:
+            scenario = _scenario(marker)
+            if scenarios.setdefault(scenario.name, scenario) != scenario:
+                raise pytest.UsageError(
+                    f"scenario {scenario.name!r} is declared twice, differently"
+                )
+    config.stash[SCENARIOS] = scenarios
+
+
+def _scenario(marker: pytest.Mark) -> Scenario:
+    name, *manifests = marker.args
+    return Scenario(name, tuple(manifests), **marker.kwargs)
+
+
+def _fail(error: ProbelabError) -> NoReturn:
+    pytest.fail(SECRETS.mask(str(error)), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
+    """The cluster of this session; brought up when none is given (never skipped)."""
+    option = request.config.getoption
+    teardown: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        handle, teardown = clusters.bring_up(
+            clusters.choose(option("cluster")),
+            kubeconfig=option("kubeconfig"),
+            context=option("kube_context"),
+        )
+    except ProbelabError as error:
+        _fail(error)
+    yield handle
+    if not option("keep_cluster"):
+        teardown()
+
+
+@pytest.fixture(scope="session")
+def kube_api(cluster: ClusterHandle) -> Iterator[client.ApiClient]:
+    api = kube.api_client(cluster.kubeconfig, cluster.context)
+    try:
+        kube.check_reachable(api)
+    except ProbelabError as error:
+        _fail(error)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Registry:
+    choice = request.config.getoption("registry")
+    if choice in ("auto", cluster.provider) and cluster.registry is not None:
+        return cluster.registry
+    _fail(
+        ProbelabError(
+            f"--registry={choice} is not available with --cluster={cluster.provider} yet; "
+            "the local cluster brings its own registry"
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def lab_image(request: pytest.FixtureRequest, cluster: ClusterHandle, registry: Registry) -> str:
+    """The lab app built from `app/` and pushed, tagged by content."""
+    try:
+        engine = docker_client(cluster.docker_host)
+        try:
+            return build_and_push(engine, request.config.getoption("app_dir"), registry)
+        finally:
+            engine.close()
+    except ProbelabError as error:
+        _fail(error)
+
+
+class LabRun:
+    """Every scenario of the session, started together on first use."""
+
+    def __init__(
+        self, config: pytest.Config, api: client.ApiClient, image: str, registry: Registry
+    ) -> None:
+        self.config = config
+        self.api = api
+        self.image = image
+        self.registry = registry
+        self.run_id = uuid.uuid4().hex[:8]
+        self.labs: dict[str, Lab] = {}
+
+    def start_all(self) -> None:
+        prefix = self.config.getoption("namespace_prefix")
+        for scenario in self.config.stash[SCENARIOS].values():
+            lab = Lab(
+                self.api,
+                scenario,
+                namespace=namespace_name(prefix, scenario.name),
+                run_id=self.run_id,
+                image=self.image,
+                registry=self.registry,
+                manifests_dir=self.config.getoption("manifests_dir"),
+            )
+            self.labs[scenario.name] = lab
+            lab.start()
+
+    def close(self) -> None:
+        report_dir: Path | None = self.config.getoption("report_dir")
+        for name, lab in self.labs.items():
+            if report_dir is not None:
+                report_dir.mkdir(parents=True, exist_ok=True)
+                (report_dir / f"{name}.md").write_text(
+                    f"# {name}\n\n```\n{SECRETS.mask(lab.evidence())}\n```\n"
+                )
+            lab.close()
+
+
+@pytest.fixture(scope="session")
+def lab_run(
+    request: pytest.FixtureRequest, kube_api: client.ApiClient, lab_image: str, registry: Registry
+) -> Iterator[LabRun]:
+    run = LabRun(request.config, kube_api, lab_image, registry)
+    try:
+        run.start_all()
+        yield run
+    finally:
+        run.close()
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, lab_run: LabRun) -> Lab:
+    """The scenario named by the test's `scenario` marker, already started."""
+    marker = request.node.get_closest_marker("scenario")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `lab` without a scenario marker")
+    return lab_run.labs[_scenario(marker).name]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach what the scenario recorded: what a student would look at."""
+    report = yield
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    lab = funcargs.get("lab")
+    if report.failed and call.when == "call" and isinstance(lab, Lab):
+        report.sections.append((f"probelab {lab.scenario.name}", SECRETS.mask(lab.evidence())))
+    return report

@@ -1,1 +1,49 @@
-"""Ways of getting a Kubernetes cluster to run the probe lab against."""
+"""Cluster providers: where the lab's pods run.
+
+`local` is upstream Kubernetes run as host processes on this machine; `existing` is a
+cluster the user names by kubeconfig context (never the current context by accident);
+`auto` picks kind when Docker and kind are present, else the local cluster.
+"""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from probelab.clusters.base import ClusterHandle
+from probelab.errors import ProbelabError
+from probelab.progress import say
+
+CHOICES = ("auto", "local", "kind", "existing")
+
+
+def choose(requested: str) -> str:
+    """Resolve `auto` to a provider, saying which and why."""
+    if requested != "auto":
+        return requested
+    if shutil.which("kind") and shutil.which("docker"):
+        say("cluster: kind (kind and docker are on PATH; --cluster=local to override)")
+        return "kind"
+    say("cluster: local (no kind on PATH; upstream Kubernetes as host processes)")
+    return "local"
+
+
+def bring_up(
+    provider: str, *, kubeconfig: Path | None, context: str | None
+) -> tuple[ClusterHandle, Callable[[], None]]:
+    """A ready cluster and the function that tears down whatever this call started."""
+    if provider == "existing":
+        if not context:
+            raise ProbelabError("--cluster=existing needs --kube-context: name the context")
+        return ClusterHandle("existing", kubeconfig, context, owned=False), lambda: None
+    if provider == "local":
+        from probelab.clusters.local.cluster import LocalCluster
+
+        local = LocalCluster()
+        handle = local.up()
+        return handle, (local.down if handle.owned else lambda: None)
+    if provider == "kind":
+        raise ProbelabError(
+            "the kind provider is not built yet (see the kind/GitHub Actions issue); "
+            "use --cluster=local or --cluster=existing --kube-context=NAME"
+        )
+    raise ProbelabError(f"unknown cluster provider {provider!r}; choose from {', '.join(CHOICES)}")

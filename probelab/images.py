@@ -1,0 +1,88 @@
+"""Build the lab's image and push it, tagged by content so an unchanged app costs nothing.
+
+The tag is a hash of every file in the build context, so the same sources always give the
+same reference: a second run finds the tag in the registry and neither builds nor pushes.
+Builds use the host network (the only way out of this machine leads to the package
+registries `pip` needs), and the registry's credentials go to the engine via `login`.
+"""
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from probelab.errors import ProbelabError
+from probelab.progress import step
+from probelab.registries.base import Registry
+from probelab.secrets import SECRETS
+
+IMAGE_NAME = "fastapi-health"
+_IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".venv"}
+
+
+def _context_files(context: Path) -> Iterator[Path]:
+    for path in sorted(context.rglob("*")):
+        if path.is_file() and not _IGNORED_PARTS.intersection(path.relative_to(context).parts):
+            yield path
+
+
+def content_tag(context: Path) -> str:
+    """A tag that changes exactly when a file of the build context changes."""
+    digest = hashlib.sha256()
+    for path in _context_files(context):
+        digest.update(str(path.relative_to(context)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return f"sha-{digest.hexdigest()[:12]}"
+
+
+def docker_client(docker_host: str | None) -> docker.DockerClient:
+    """A client for `docker_host`, else the environment's engine; a clear error if none."""
+    try:
+        engine = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        engine.ping()
+    except docker.errors.DockerException as error:
+        where = docker_host or os.environ.get("DOCKER_HOST", "the default Docker socket")
+        raise ProbelabError(f"no Docker engine answers at {where}: {error}") from error
+    return engine
+
+
+def _in_registry(engine: docker.DockerClient, reference: str, registry: Registry) -> bool:
+    creds = registry.credentials()
+    try:
+        engine.images.get_registry_data(
+            reference, auth_config={"username": creds.username, "password": creds.password}
+        )
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as error:
+        if error.status_code in (401, 403, 404):
+            return False
+        raise
+    return True
+
+
+def build_and_push(engine: docker.DockerClient, context: Path, registry: Registry) -> str:
+    """Build `context` and push it to `registry`; returns the pushed image reference."""
+    if not (context / "Dockerfile").is_file():
+        raise ProbelabError(f"no Dockerfile in {context}")
+    repository = registry.repository(IMAGE_NAME)
+    tag = content_tag(context)
+    reference = f"{repository}:{tag}"
+    if _in_registry(engine, reference, registry):
+        return reference
+    with step(f"building {reference}"):
+        try:
+            engine.images.build(path=str(context), tag=reference, network_mode="host", rm=True)
+        except docker.errors.BuildError as error:
+            log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log)
+            tail = "\n".join(log.strip().splitlines()[-15:])
+            raise ProbelabError(f"docker build of {context} failed: {error.msg}\n{tail}") from error
+    registry.login(engine)
+    with step(f"pushing {reference}"):
+        for line in engine.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise ProbelabError(f"pushing {reference} failed: {SECRETS.mask(line['error'])}")
+    return reference

@@ -1,0 +1,182 @@
+"""One scenario of the lab: its namespace, what it applies, and what it recorded.
+
+A `Lab` is what a test in `labs/` receives. It owns a fresh namespace, records a timeline
+of that namespace from before the first object is applied, and offers the steps the seed
+has students type (`kubectl apply`, `create secret docker-registry`, `patch
+serviceaccount`, `logs --previous`). Deleting the namespace is the teardown.
+"""
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from probelab import kube
+from probelab.errors import WaitTimeout
+from probelab.manifests import load_manifest
+from probelab.recorder import Recorder
+from probelab.registries.base import Registry
+from probelab.timeline import Timeline
+
+T = TypeVar("T")
+PULL_SECRET = "ecr-regcred"  # the seed's name for it
+
+# Two things happen before a probe can matter; no probe setting governs them, so each is
+# bounded once here: a pod reaching its first container start (scheduling, image pull,
+# sandbox), and the app's own boot before it listens (Python imports, uvicorn start).
+POD_START_ALLOWANCE = 60.0
+APP_BOOT_ALLOWANCE = 5.0
+DEFAULT_GRACE = 30.0  # terminationGracePeriodSeconds when a pod does not set it
+RUN_LABEL = "probelab.dev/run"
+SCENARIO_LABEL = "probelab.dev/scenario"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a scenario starts with: manifests applied at once, with or without the secret."""
+
+    name: str
+    manifests: tuple[str, ...]
+    pull_secret: bool = True
+
+
+def namespace_name(prefix: str, scenario: str) -> str:
+    """A short unique namespace name (DNS label: at most 63 characters)."""
+    suffix = uuid.uuid4().hex[:6]
+    return f"{prefix}-{scenario}"[: 63 - len(suffix) - 1].rstrip("-") + f"-{suffix}"
+
+
+class Lab:
+    """A scenario's namespace on a real cluster."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        scenario: Scenario,
+        *,
+        namespace: str,
+        run_id: str,
+        image: str,
+        registry: Registry,
+        manifests_dir: Path,
+    ) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.scenario = scenario
+        self.namespace = namespace
+        self.image = image
+        self.registry = registry
+        self.manifests_dir = manifests_dir
+        self.timeline = Timeline()
+        self._run_id = run_id
+        self._recorder: Recorder | None = None
+
+    def start(self) -> "Lab":
+        """Create the namespace, start recording, then set the scenario up."""
+        kube.create_namespace(
+            self.api,
+            self.namespace,
+            {RUN_LABEL: self._run_id, SCENARIO_LABEL: self.scenario.name},
+        )
+        self._recorder = Recorder(self.api, self.namespace, self.timeline).start()
+        if self.scenario.pull_secret:
+            self.add_pull_secret()
+        for manifest in self.scenario.manifests:
+            self.apply(manifest)
+        return self
+
+    def close(self) -> None:
+        """Stop recording and delete the namespace (without waiting for it to go)."""
+        if self._recorder is not None:
+            self._recorder.stop()
+        kube.delete_namespace(self.api, self.namespace)
+
+    def manifest(self, name: str) -> list[dict[str, Any]]:
+        """The manifest as it is applied: this namespace, the pushed image."""
+        return load_manifest(self.manifests_dir / name, image=self.image, namespace=self.namespace)
+
+    def apply(self, manifest: str) -> list[dict[str, Any]]:
+        objects = self.manifest(manifest)
+        kube.apply(self.api, objects)
+        return objects
+
+    def add_pull_secret(self) -> None:
+        """The seed's `create secret docker-registry ecr-regcred` + ServiceAccount patch."""
+        kube.put_pull_secret(
+            self.api, self.namespace, PULL_SECRET, self.registry.docker_config_json()
+        )
+        kube.add_pull_secret_to_service_account(self.api, self.namespace, PULL_SECRET)
+
+    def delete_pod(self, name: str, *, timeout: float = 60.0) -> None:
+        """Delete a pod and wait until it is gone, like `kubectl delete pod` does."""
+        self.core.delete_namespaced_pod(name, self.namespace)
+        kube.wait_deleted(
+            self.core.list_namespaced_pod,
+            timeout=timeout,
+            what=f"pod {name} to be deleted",
+            namespace=self.namespace,
+            field_selector=f"metadata.name={name}",
+        )
+
+    def logs(self, pod: str, *, previous: bool = False) -> str:
+        return kube.pod_logs(self.api, self.namespace, pod, previous=previous)
+
+    def wait(self, check: Callable[[Timeline], T | None], *, timeout: float, what: str) -> T:
+        """Wait on this scenario's timeline (see `Timeline.wait_until`)."""
+        return self.timeline.wait_until(check, timeout=timeout, what=what)
+
+    def container_started(self, pod: str) -> datetime:
+        """When the pod's first container started (waiting for it if need be)."""
+        return self.wait(
+            lambda t: t.first_start(pod),
+            timeout=POD_START_ALLOWANCE,
+            what=f"the first container of {pod} to start",
+        )
+
+    def wait_from_start(
+        self, pod: str, check: Callable[[Timeline], T | None], *, budget: float, what: str
+    ) -> T:
+        """Wait for `check`, allowing `budget` seconds counted from the pod's first start."""
+        started = self.container_started(pod)
+        return self.wait(check, timeout=_seconds_left(started, budget), what=what)
+
+    def assert_never(
+        self, pod: str, violation: Callable[[Timeline], T | None], *, budget: float, what: str
+    ) -> None:
+        """Fail if `violation` holds at any time in the `budget` seconds from the first start."""
+        started = self.container_started(pod)
+        try:
+            seen = self.wait(violation, timeout=_seconds_left(started, budget), what=what)
+        except WaitTimeout:
+            return
+        raise AssertionError(f"{what} happened: {seen}")
+
+    def pod_spec(self, manifest: str, pod: str) -> Mapping[str, Any]:
+        """The spec of `pod` as the manifest declares it (probe settings for deadlines)."""
+        for obj in self.manifest(manifest):
+            if obj["kind"] == "Pod" and obj["metadata"]["name"] == pod:
+                spec: Mapping[str, Any] = obj["spec"]
+                return spec
+        raise KeyError(f"no pod {pod} in {manifest}")
+
+    def evidence(self) -> str:
+        """What a student would look at: the `get -w` view, events and previous logs."""
+        parts = [f"namespace {self.namespace}", self.timeline.render()]
+        for pod in sorted({obs.pod for obs in self.timeline.pods()}):
+            if self.timeline.max_restarts(pod) > 0:
+                parts.append(f"--- kubectl logs {pod} --previous\n{self.logs(pod, previous=True)}")
+        return "\n\n".join(parts)
+
+
+def _seconds_left(started: datetime, budget: float) -> float:
+    """What remains of `budget` seconds counted from `started` (at least one second)."""
+    return max(1.0, budget - (datetime.now(UTC) - started).total_seconds())
+
+
+def grace_seconds(spec: Mapping[str, Any]) -> float:
+    """The pod's termination grace period, as kubelet will use it for a probe kill."""
+    return float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))

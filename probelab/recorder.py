@@ -1,0 +1,99 @@
+"""Feed a Timeline from watches of the pods and events in one namespace.
+
+Two background threads, one per resource, each list once and then watch from the list's
+resourceVersion, as `kubectl get -w` does. A watch the server ends is resumed from the
+last version seen; one that has expired (410 Gone) starts again from a new list, and the
+timeline drops the duplicates a relist brings. The recorder starts before anything is
+applied, so the timeline holds every change from the first one.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from probelab.kube import retry_transient
+from probelab.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+# How long one watch request stays open; the loop then re-checks whether to stop.
+WATCH_WINDOW_SECONDS = 5
+# After a failed list or watch, pause this long (or until stopped) before listing again.
+RELIST_PAUSE_SECONDS = 1.0
+
+
+class Recorder:
+    """Records pods and events of `namespace` into `timeline` until stopped."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, timeline: Timeline) -> None:
+        self.namespace = namespace
+        self.timeline = timeline
+        self._core = client.CoreV1Api(api)
+        self._stopping = threading.Event()
+        self._ready = threading.Barrier(3)
+        self._threads = [
+            threading.Thread(
+                target=self._follow,
+                args=(self._core.list_namespaced_pod, self._add_pod),
+                name=f"probelab-pods-{namespace}",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._follow,
+                args=(self._core.list_namespaced_event, self._add_event),
+                name=f"probelab-events-{namespace}",
+                daemon=True,
+            ),
+        ]
+
+    def start(self) -> "Recorder":
+        """Start both watches; returns once each has made its first list."""
+        for thread in self._threads:
+            thread.start()
+        self._ready.wait(timeout=60)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=WATCH_WINDOW_SECONDS + 5)
+
+    def _add_pod(self, kind: str, pod: client.V1Pod) -> None:
+        self.timeline.add_pod(pod, deleted=kind == "DELETED")
+
+    def _add_event(self, kind: str, event: client.CoreV1Event) -> None:
+        if kind != "DELETED":
+            self.timeline.add_event(event)
+
+    def _follow(self, list_func: Callable[..., Any], add: Callable[[str, Any], None]) -> None:
+        first = True
+        while not self._stopping.is_set():
+            try:
+                listing = retry_transient(list_func)(self.namespace)
+                for item in listing.items:
+                    add("ADDED", item)
+                version = listing.metadata.resource_version
+                if first:
+                    first = False
+                    self._ready.wait(timeout=60)
+                while not self._stopping.is_set():
+                    for change in watch.Watch().stream(
+                        list_func,
+                        self.namespace,
+                        resource_version=version,
+                        timeout_seconds=WATCH_WINDOW_SECONDS,
+                    ):
+                        obj = change["object"]
+                        version = obj.metadata.resource_version
+                        add(change["type"], obj)
+            except ApiException as error:
+                if error.status != 410:
+                    log.warning("watch in %s failed (%s); listing again", self.namespace, error)
+                    self._stopping.wait(RELIST_PAUSE_SECONDS)
+            except Exception as error:  # keep recording through transient failures
+                log.warning("watch in %s broke (%s); listing again", self.namespace, error)
+                self._stopping.wait(RELIST_PAUSE_SECONDS)
