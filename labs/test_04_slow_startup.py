@@ -18,7 +18,7 @@ BARE, BARE_MANIFEST = "fastapi-slow-nostartup", "fastapi-slow-no-startup.yaml"
 
 
 def _env(spec: Any, name: str) -> str:
-    return next(e["value"] for e in spec["containers"][0]["env"] if e["name"] == name)
+    return str(next(e["value"] for e in spec["containers"][0]["env"] if e["name"] == name))
 
 
 @pytest.mark.scenario("slow-startup", SLOW_MANIFEST)

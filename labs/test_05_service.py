@@ -32,7 +32,9 @@ def _ready_ip(lab: Lab) -> str:
         budget=deadlines.readiness_within(readiness, serving_after=APP_BOOT_ALLOWANCE),
         what=f"{POD} to be Ready",
     )
-    return str(client.CoreV1Api(lab.api).read_namespaced_pod(POD, lab.namespace).status.pod_ip)
+    status = client.CoreV1Api(lab.api).read_namespaced_pod(POD, lab.namespace).status
+    assert status is not None and status.pod_ip
+    return status.pod_ip
 
 
 def test_ready_pod_is_an_endpoint(lab: Lab) -> None:

@@ -75,10 +75,10 @@ def get_raw(api: client.ApiClient, path: str) -> bytes:
         "GET", path, auth_settings=["BearerToken"]
     )
     response = retry_transient(api.call_api)(method, url, headers, body, post, _request_timeout=30)
-    response.read()
-    if response.status != 200:
+    data = response.read()
+    if response.status != 200 or data is None:
         raise ProbelabError(f"GET {path} answered {response.status}")
-    return bytes(response.data)
+    return bytes(data)
 
 
 def watch_until(

@@ -170,6 +170,7 @@ class LocalCluster:
         self._wait_node_ready(api)
         for component in (components.kube_proxy(), components.coredns()):
             self._start(component)
+        self.network.put_guard_first()
         api.close()
         self.layout.state_file.write_text(json.dumps(asdict(self.config.versions)))
 
@@ -262,7 +263,9 @@ class LocalCluster:
         name = self.config.node_name
 
         def ready(node: client.V1Node) -> bool:
-            return node.metadata.name == name and any(
+            if node.metadata is None or node.metadata.name != name or node.status is None:
+                return False
+            return any(
                 c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
             )
 
@@ -292,9 +295,9 @@ class LocalCluster:
         core = client.CoreV1Api(api)
         try:
             for pod in core.list_pod_for_all_namespaces().items:
-                core.delete_namespaced_pod(
-                    pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1
-                )
+                meta = pod.metadata
+                if meta is not None and meta.name and meta.namespace:
+                    core.delete_namespaced_pod(meta.name, meta.namespace, grace_period_seconds=1)
             kube.wait_deleted(
                 core.list_pod_for_all_namespaces,
                 timeout=POD_DRAIN_TIMEOUT,

@@ -122,7 +122,18 @@ class PodNetwork:
             _run(["iptables", "-w", "-N", chain])
             for rule in rules:
                 _run(["iptables", "-w", "-A", chain, *rule])
-            parent = "FORWARD" if chain == FORWARD_CHAIN else "OUTPUT"
+        self.put_guard_first()
+
+    @staticmethod
+    def put_guard_first() -> None:
+        """Make our jumps the first rules of FORWARD and OUTPUT.
+
+        kube-proxy inserts its jumps at the top when it starts but never moves a jump that
+        exists, so calling this after kube-proxy is up keeps the guard ahead of all else.
+        """
+        for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
+            while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
+                pass
             _run(["iptables", "-w", "-I", parent, "1", "-j", chain])
 
     @staticmethod
