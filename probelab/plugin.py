@@ -92,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember the scenarios the selected tests need, so they can all start at once."""
     scenarios: dict[str, Scenario] = {}
+    manifests_dir: Path = config.getoption("manifests_dir")
     for item in items:
         marker = item.get_closest_marker("scenario")
         if marker is not None:
@@ -99,6 +100,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if scenarios.setdefault(scenario.name, scenario) != scenario:
                 raise pytest.UsageError(
                     f"scenario {scenario.name!r} is declared twice, differently"
+                )
+            missing = [m for m in scenario.manifests if not (manifests_dir / m).is_file()]
+            if missing:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: no manifest {', '.join(missing)} in {manifests_dir}"
                 )
     config.stash[SCENARIOS] = scenarios
 
