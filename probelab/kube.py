@@ -21,6 +21,8 @@ from probelab.errors import ProbelabError, WaitTimeout
 
 T = TypeVar("T")
 FIELD_MANAGER = "probelab"
+# Every namespace a lab run creates carries this label, valued with the run's id.
+RUN_LABEL = "probelab.dev/run"
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -160,6 +162,19 @@ def delete_namespace(api: client.ApiClient, name: str, *, timeout: float | None 
             what=f"namespace {name} to go",
             field_selector=f"metadata.name={name}",
         )
+
+
+def delete_labelled_namespaces(api: client.ApiClient, label: str) -> list[str]:
+    """Delete every namespace carrying `label` (any value); returns their names."""
+    core = client.CoreV1Api(api)
+    names = [
+        ns.metadata.name
+        for ns in retry_transient(core.list_namespace)(label_selector=label).items
+        if ns.metadata is not None and ns.metadata.name
+    ]
+    for name in names:
+        delete_namespace(api, name)
+    return names
 
 
 def wait_deleted(

@@ -31,7 +31,6 @@ PULL_SECRET = "ecr-regcred"  # the seed's name for it
 POD_START_ALLOWANCE = 60.0
 APP_BOOT_ALLOWANCE = 5.0
 DEFAULT_GRACE = 30.0  # terminationGracePeriodSeconds when a pod does not set it
-RUN_LABEL = "probelab.dev/run"
 SCENARIO_LABEL = "probelab.dev/scenario"
 
 
@@ -80,7 +79,7 @@ class Lab:
         kube.create_namespace(
             self.api,
             self.namespace,
-            {RUN_LABEL: self._run_id, SCENARIO_LABEL: self.scenario.name},
+            {kube.RUN_LABEL: self._run_id, SCENARIO_LABEL: self.scenario.name},
         )
         self._recorder = Recorder(self.api, self.namespace, self.timeline).start()
         if self.scenario.pull_secret:

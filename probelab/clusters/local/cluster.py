@@ -153,6 +153,11 @@ class LocalCluster:
             self._start(component)
         api = kube.api_client(self.layout.kubeconfig, self.config.context)
         self._grant_coredns(api)
+        # The cluster was down, so no run can still own a lab namespace: drop leftovers of
+        # runs that were killed, before kubelet restarts their pods.
+        stale = kube.delete_labelled_namespaces(api, kube.RUN_LABEL)
+        if stale:
+            say(f"deleted {len(stale)} namespaces left by earlier runs")
         for component in (
             components.controller_manager(),
             components.scheduler(),
@@ -175,8 +180,9 @@ class LocalCluster:
         self.layout.state_file.write_text(json.dumps(asdict(self.config.versions)))
 
     def _start(self, component: Component) -> None:
+        argv = [*component.argv, *self.config.extra_args.get(component.name, ())]
         with step(f"starting {component.name}"):
-            self.supervisor.start(component.name, component.argv)
+            self.supervisor.start(component.name, argv)
             self.supervisor.wait_ready(
                 component.name, component.ready, timeout=component.timeout, what=component.what
             )

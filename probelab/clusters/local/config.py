@@ -10,6 +10,7 @@ fixed so that kubeconfigs and certificates stay valid across restarts.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -49,6 +50,8 @@ class LocalClusterConfig:
     etcd_peer_port: int = 2380
     registry_port: int = 5443
     min_free_disk_gib: float = 8.0
+    # Extra command-line flags per component name (e.g. feature gates for kubelet).
+    extra_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def node_ip(self) -> str:

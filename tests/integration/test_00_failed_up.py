@@ -1,0 +1,31 @@
+"""A component that dies during `up` is reported with its log, and `up` leaves nothing.
+
+Runs only while the local cluster is down (as in CI, where this file comes first); on a
+machine where the cluster is already up it is skipped, saying so. The scheduler is given
+a flag it does not know, so etcd, the API server and the controller manager are running
+when it fails: the test checks they were all stopped again and the network undone.
+"""
+
+import subprocess
+
+import pytest
+
+from probelab.clusters.local.cluster import LocalCluster
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.network import PodNetwork
+from probelab.errors import ProbelabError
+
+
+def test_failed_up_reports_the_log_and_cleans_up() -> None:
+    if LocalCluster().is_up():
+        pytest.skip("the local cluster is up; this test needs it down (it runs first in CI)")
+    broken = LocalCluster(LocalClusterConfig(extra_args={"kube-scheduler": ("--no-such-flag",)}))
+    with pytest.raises(ProbelabError) as failure:
+        broken.up()
+    message = str(failure.value)
+    assert "kube-scheduler exited" in message
+    assert "unknown flag: --no-such-flag" in message
+    assert [s.name for s in broken.status() if s.pid is not None] == []
+    assert not PodNetwork(broken.config).guard_installed()
+    bridge = subprocess.run(["ip", "link", "show", broken.config.bridge], capture_output=True)
+    assert bridge.returncode != 0, "the bridge is still there"
