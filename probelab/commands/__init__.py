@@ -1,5 +1,7 @@
 """Subcommands of `probelab`, one module each, each with a `register(subparsers)`."""
 
 import argparse
+from typing import TypeAlias
 
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
+# What `add_subparsers` returns; a string because the class is generic only to type checkers.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
