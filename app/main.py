@@ -18,6 +18,9 @@ One image serves every lab, so each misbehaviour is an environment variable, off
 ``READY_DEPENDENCY_URL=<url>`` with ``READY_DEPENDENCY_TIMEOUT=<s>`` (default 1)
     ``/ready`` answers 503 unless a GET to the URL returns 2xx within the timeout: a
     readiness check that includes a dependency (cause D, done the right way round).
+``IGNORE_SIGTERM=1``
+    Ignore SIGTERM (set before the startup sleep), like a shell-form CMD whose PID 1 swallows
+    it: a kill then lasts the whole grace period and ends with SIGKILL.
 
 The effective configuration is logged in one line at startup; none of it is secret.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +46,12 @@ log = logging.getLogger("uvicorn.error")
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+IgnoreTerm = Callable[[], None]
+
+
+def _ignore_sigterm() -> None:
+    """Replace uvicorn's SIGTERM handler, which it installs before running the lifespan."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float | None = None) -> float | None:
@@ -67,6 +77,7 @@ class Settings:
     health_delay: float = 0.0
     ready_dependency_url: str | None = None
     ready_dependency_timeout: float = 1.0
+    ignore_sigterm: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -79,6 +90,7 @@ class Settings:
             health_delay=_seconds(env, "HEALTH_DELAY") or 0.0,
             ready_dependency_url=env.get("READY_DEPENDENCY_URL", "").strip() or None,
             ready_dependency_timeout=timeout if timeout is not None else 1.0,
+            ignore_sigterm=env.get("IGNORE_SIGTERM", "0") == "1",
         )
 
     def describe(self) -> str:
@@ -89,6 +101,7 @@ class Settings:
             "health_delay": self.health_delay or None,
             "ready_dependency_url": self.ready_dependency_url,
             "ready_dependency_timeout": self.ready_dependency_timeout,
+            "ignore_sigterm": self.ignore_sigterm or None,
         }
         shown = " ".join(f"{k}={'off' if v is None else v}" for k, v in knobs.items())
         return f"probelab app config: {shown}"
@@ -112,14 +125,20 @@ async def dependency_reachable(url: str, timeout: float) -> bool:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    settings: Settings,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    ignore_term: IgnoreTerm = _ignore_sigterm,
 ) -> FastAPI:
-    """Build the app; clock and sleep are parameters so tests never wait for real."""
+    """Build the app; clock, sleep and signals are parameters so tests stay in-process."""
     born = clock()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info(settings.describe())
+        if settings.ignore_sigterm:
+            ignore_term()
         if settings.startup_sleep:
             await sleep(settings.startup_sleep)
         yield

@@ -150,6 +150,24 @@ def test_ready_is_503_when_the_dependency_does_not_answer_in_time() -> None:
             assert client.get("/ready").status_code == 503
 
 
+def test_ignore_sigterm_is_applied_at_startup_before_the_slow_start() -> None:
+    fake = FakeTime()
+    calls: list[list[float]] = []
+    settings = lab.Settings.from_env(
+        {"IGNORE_SIGTERM": "1", "SLOW_START": "1", "STARTUP_SLEEP": "5"}
+    )
+    app = lab.create_app(
+        settings,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        ignore_term=lambda: calls.append(fake.slept[:]),
+    )
+    with TestClient(app):
+        assert calls == [[]]  # ignored before the startup sleep began
+    assert "ignore_sigterm=True" in settings.describe()
+    assert lab.Settings.from_env({"IGNORE_SIGTERM": "yes"}).ignore_sigterm is False
+
+
 def test_settings_default_to_everything_off() -> None:
     assert lab.Settings.from_env({}) == lab.Settings()
     assert "health_fail_after=off" in lab.Settings().describe()
