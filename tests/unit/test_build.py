@@ -1,0 +1,190 @@
+"""The text `build` feeds to Go: staging modules, the wrapper go.mod, version ldflags.
+
+Nothing here runs `go`; the inputs are shaped like upstream's own files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from probelab.clusters.local.build import (
+    Builder,
+    _single_binary,
+    kubernetes_wrapper_go_mod,
+    staging_modules,
+    staging_version,
+    version_ldflags,
+)
+from probelab.errors import ProbelabError
+
+# Cut down from k8s.io/kubernetes v1.35.4's go.mod, keeping each kind of line it has.
+UPSTREAM_GO_MOD = """\
+// This is a generated file. Do not edit directly.
+
+module k8s.io/kubernetes
+
+go 1.25.0
+
+godebug default=go1.25
+
+require (
+\tgithub.com/blang/semver/v4 v4.0.0
+\tk8s.io/api v0.0.0
+\tk8s.io/client-go v0.0.0
+\tk8s.io/klog/v2 v2.130.1
+\tk8s.io/utils v0.0.0-20251002143259-bc988d571ff4
+)
+
+require (
+\tk8s.io/gengo/v2 v2.0.0-20250922181213-ec3ebc5fd46b // indirect
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/apiextensions-apiserver => ./staging/src/k8s.io/apiextensions-apiserver
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+\tk8s.io/component-base => ./staging/src/k8s.io/component-base
+\tk8s.io/cri-api => ./staging/src/k8s.io/cri-api
+\tk8s.io/kube-openapi => k8s.io/kube-openapi v0.0.0-20250910181357-589584f1c912
+\tgithub.com/example/fork => github.com/example/fork v1.2.3
+\tk8s.io/sample-controller => ./staging/src/k8s.io/sample-controller
+)
+"""
+STAGING_IN_SNIPPET = [
+    "k8s.io/api",
+    "k8s.io/apiextensions-apiserver",
+    "k8s.io/client-go",
+    "k8s.io/component-base",
+    "k8s.io/cri-api",
+    "k8s.io/sample-controller",
+]
+_REPLACE_LINE = re.compile(r"^\t(\S+) => (\S+) (\S+)$", re.MULTILINE)
+_LDFLAG = re.compile(r"-X '([\w./-]+)\.(\w+)=([^']*)'")
+
+
+def test_staging_modules_are_exactly_the_local_replaces() -> None:
+    """Only `=> ./staging/...` replaces count; required-only or remote replaces do not."""
+    assert staging_modules(UPSTREAM_GO_MOD) == STAGING_IN_SNIPPET
+
+
+def test_staging_modules_are_sorted_and_unique() -> None:
+    """The wrapper is part of the build cache key, so its module list must be stable."""
+    extra = "replace (\n\tk8s.io/aaa => ./staging/src/k8s.io/aaa\n\tk8s.io/api => ./staging/x\n)\n"
+
+    assert staging_modules(UPSTREAM_GO_MOD + extra) == ["k8s.io/aaa", *STAGING_IN_SNIPPET]
+
+
+def test_staging_modules_of_a_go_mod_without_staging() -> None:
+    assert staging_modules("module example.com/x\n\ngo 1.25.0\n") == []
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "staging"),
+    [
+        ("v1.35.4", "v0.35.4"),
+        ("v1.9.0", "v0.9.0"),
+        ("v1.36.0-rc.1", "v0.36.0-rc.1"),
+        ("v1.36.0-alpha.0", "v0.36.0-alpha.0"),
+    ],
+)
+def test_staging_version_follows_the_release(kubernetes: str, staging: str) -> None:
+    """Staging modules are tagged v0.MINOR.PATCH alongside each v1.MINOR.PATCH."""
+    assert staging_version(kubernetes) == staging
+
+
+@pytest.mark.parametrize(
+    "bad", ["1.35.4", "v2.35.4", "v1.35", "v1.35.4.1", "latest", "", " v1.35.4"]
+)
+def test_staging_version_rejects_what_is_not_a_release(bad: str) -> None:
+    """A typo in the pinned version should say so, not send `go` after a module that isn't."""
+    with pytest.raises(ProbelabError, match="not a Kubernetes release version"):
+        staging_version(bad)
+
+
+def test_wrapper_go_mod_requires_kubernetes_and_pins_every_staging_module() -> None:
+    """Each staging module is replaced by its published version of the same release."""
+    text = kubernetes_wrapper_go_mod("v1.35.4", STAGING_IN_SNIPPET)
+
+    assert text.startswith("module probelab.invalid/kubernetes\n")
+    assert re.search(r"^go 1\.\d+(\.\d+)?$", text, re.MULTILINE)
+    assert re.search(r"^require k8s\.io/kubernetes v1\.35\.4$", text, re.MULTILINE)
+    replaces = _REPLACE_LINE.findall(text)
+    assert [old for old, _, _ in replaces] == STAGING_IN_SNIPPET
+    assert all(new == old and version == "v0.35.4" for old, new, version in replaces)
+
+
+def test_wrapper_go_mod_points_nothing_into_a_staging_tree() -> None:
+    """The wrapper exists because ./staging paths do not exist outside upstream's repo."""
+    text = kubernetes_wrapper_go_mod("v1.35.4", staging_modules(UPSTREAM_GO_MOD))
+
+    assert "./staging" not in text
+    assert staging_modules(text) == []
+
+
+def test_wrapper_go_mod_rejects_a_bad_version() -> None:
+    with pytest.raises(ProbelabError):
+        kubernetes_wrapper_go_mod("1.35.4", STAGING_IN_SNIPPET)
+
+
+def test_version_ldflags_set_the_release_in_both_version_packages() -> None:
+    """`kubectl version` reads client-go's package, `/version` component-base's."""
+    flags = version_ldflags("v1.35.4", "2026-04-15T18:01:22Z")
+
+    assert flags.split()[:2] == ["-s", "-w"]
+    values: dict[str, dict[str, str]] = {}
+    for package, key, value in _LDFLAG.findall(flags):
+        values.setdefault(package, {})[key] = value
+    expected = {
+        "gitVersion": "v1.35.4",
+        "gitMajor": "1",
+        "gitMinor": "35",
+        "gitTreeState": "clean",
+        "buildDate": "2026-04-15T18:01:22Z",
+    }
+    assert values == {
+        "k8s.io/component-base/version": expected,
+        "k8s.io/client-go/pkg/version": expected,
+    }
+
+
+def test_version_ldflags_of_a_prerelease() -> None:
+    """The minor is the bare number even when the version carries a pre-release suffix."""
+    flags = version_ldflags("v1.36.0-rc.1", "2026-05-01T00:00:00Z")
+
+    assert "-X 'k8s.io/component-base/version.gitMinor=36'" in flags
+    assert "-X 'k8s.io/client-go/pkg/version.gitVersion=v1.36.0-rc.1'" in flags
+
+
+def test_builder_without_go_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No `go` on PATH is a setup problem with a one-line fix, reported before any build."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    builder = Builder(tmp_path / "cache")
+
+    with pytest.raises(ProbelabError, match="`go` is not on PATH"):
+        builder.kubernetes("v1.35.4")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_single_binary_gets_a_stable_name(tmp_path: Path) -> None:
+    """`go build -o dir/` names the binary after its package; callers want a fixed name."""
+    (tmp_path / "v3").write_bytes(b"\x7fELF")
+
+    path = _single_binary(tmp_path, "etcd")
+
+    assert path == tmp_path / "etcd"
+    assert path.read_bytes() == b"\x7fELF"
+    assert not (tmp_path / "v3").exists()
+    assert _single_binary(tmp_path, "etcd") == path  # a second call finds it
+
+
+def test_single_binary_refuses_to_guess(tmp_path: Path) -> None:
+    (tmp_path / "one").write_text("")
+    (tmp_path / "two").write_text("")
+
+    with pytest.raises(ProbelabError, match=r"expected one binary .* found 2"):
+        _single_binary(tmp_path, "etcd")

@@ -1,0 +1,177 @@
+"""Secrets are masked in every form they take in probelab's output.
+
+Mask tests use a fresh SecretRegistry; tests of the logging filter use the process-wide
+one (it is what the filter reads) with values made unique per test, so nothing registered
+here can mask another test's output.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from probelab.secrets import SECRETS, MaskingFilter, SecretRegistry, install_log_masking
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def unique_secret() -> str:
+    return f"s3cret-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def registry() -> SecretRegistry:
+    return SecretRegistry()
+
+
+def test_plain_value_is_masked(registry: SecretRegistry) -> None:
+    registry.register("correct-horse-battery")
+
+    assert registry.mask("password=correct-horse-battery;") == "password=***;"
+
+
+def test_base64_value_is_masked(registry: SecretRegistry) -> None:
+    """Secrets in dockerconfigjson and Secret data appear base64-encoded."""
+    registry.register("correct-horse-battery")
+
+    assert registry.mask(f'"password": "{b64("correct-horse-battery")}"') == '"password": "***"'
+
+
+def test_basic_auth_form_is_masked(registry: SecretRegistry) -> None:
+    """`auth` in dockerconfigjson and the Authorization header carry base64(user:password)."""
+    registry.register("correct-horse-battery", username="kube")
+    # "kube:" is 5 bytes, so the password's own base64 is not a substring of this form.
+    encoded = b64("kube:correct-horse-battery")
+    assert b64("correct-horse-battery") not in encoded
+
+    assert registry.mask(f"Authorization: Basic {encoded}") == "Authorization: Basic ***"
+
+
+def test_basic_auth_form_needs_the_username(registry: SecretRegistry) -> None:
+    """Without a username only the password's own forms are known."""
+    registry.register("correct-horse-battery")
+    encoded = b64("kube:correct-horse-battery")
+
+    assert registry.mask(encoded) == encoded
+
+
+def test_every_occurrence_is_masked(registry: SecretRegistry) -> None:
+    registry.register("correct-horse-battery")
+
+    assert registry.mask("correct-horse-battery correct-horse-battery") == "*** ***"
+
+
+@pytest.mark.parametrize("short", ["", "a", "12345"])
+def test_short_values_are_not_registered(registry: SecretRegistry, short: str) -> None:
+    """Masking every `admin` or digit would make output unreadable; such values are ignored."""
+    registry.register(short)
+
+    assert registry.mask("login admin 12345 a") == "login admin 12345 a"
+
+
+def test_six_characters_are_enough(registry: SecretRegistry) -> None:
+    registry.register("abcdef")
+
+    assert registry.mask("x abcdef x") == "x *** x"
+
+
+def test_longer_secret_is_masked_whole(registry: SecretRegistry) -> None:
+    """When one secret contains another, the longer one wins and leaves no tail behind."""
+    registry.register("token-abcdef")
+    registry.register("token-abcdef-extended")
+
+    assert registry.mask("token-abcdef-extended") == "***"
+
+
+def test_text_without_secrets_is_unchanged(registry: SecretRegistry) -> None:
+    registry.register("correct-horse-battery")
+
+    assert registry.mask("nothing to hide here") == "nothing to hide here"
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger of our own with a real stream handler, removed again afterwards."""
+    logger = logging.getLogger(f"probelab-test-{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_filter_masks_a_message_formatted_from_args(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """The secret often arrives as a %-argument, so masking must see the formatted text."""
+    logger, stream = captured
+    secret = unique_secret()
+    SECRETS.register(secret, username="kube")
+    logger.addFilter(MaskingFilter())
+
+    logger.warning("login with %s failed (auth %s)", secret, b64(f"kube:{secret}"))
+
+    assert stream.getvalue() == "WARNING login with *** failed (auth ***)\n"
+
+
+def test_filter_leaves_other_records_intact(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    logger.addFilter(MaskingFilter())
+
+    logger.info("started %s with %d retries", "etcd", 3)
+
+    assert stream.getvalue() == "INFO started etcd with 3 retries\n"
+
+
+def test_install_log_masking_masks_the_probelab_logger(
+    captured: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installing twice adds one filter, which masks what the `probelab` logger emits."""
+    _, stream = captured
+    probelab = logging.getLogger("probelab")
+    monkeypatch.setattr(probelab, "filters", [])
+    monkeypatch.setattr(probelab, "handlers", list(captured[0].handlers))
+    secret = unique_secret()
+    SECRETS.register(secret)
+
+    install_log_masking()
+    install_log_masking()
+    probelab.warning("password %s", secret)
+
+    assert sum(isinstance(f, MaskingFilter) for f in probelab.filters) == 1
+    assert stream.getvalue() == "WARNING password ***\n"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: install_log_masking adds the filter to the `probelab` logger only, and "
+    "logger filters do not apply to records propagated from child loggers such as "
+    "probelab.clusters.local.processes, so their records reach handlers unmasked",
+)
+def test_install_log_masking_masks_records_of_child_loggers(
+    captured: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every module logs through `logging.getLogger(__name__)`, a child of `probelab`."""
+    _, stream = captured
+    probelab = logging.getLogger("probelab")
+    monkeypatch.setattr(probelab, "filters", [])
+    monkeypatch.setattr(probelab, "handlers", list(captured[0].handlers))
+    secret = unique_secret()
+    SECRETS.register(secret)
+
+    install_log_masking()
+    logging.getLogger("probelab.clusters.local.processes").warning("password %s", secret)
+
+    assert stream.getvalue() == "WARNING password ***\n"
