@@ -33,8 +33,9 @@ def content_tag(context: Path) -> str:
     """A tag that changes exactly when a file of the build context changes."""
     digest = hashlib.sha256()
     for path in _context_files(context):
-        digest.update(str(path.relative_to(context)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+        # Length-prefixed, so no file's bytes can read as another file's name or content.
+        for field in (str(path.relative_to(context)).encode(), path.read_bytes()):
+            digest.update(len(field).to_bytes(8, "big") + field)
     return f"sha-{digest.hexdigest()[:12]}"
 
 

@@ -3,12 +3,13 @@
 Registry passwords, ECR tokens and private keys are registered here the moment they are
 created or read. `mask` replaces them (and their base64 forms, which is how they appear in
 dockerconfigjson and basic-auth headers) in any text before it is logged, reported or
-raised; the logging filter applies it to every record of the `probelab` loggers.
+raised; `install_log_masking` applies it to every log record of the process.
 """
 
 import base64
 import logging
 import threading
+from typing import Any
 
 _MASK = "***"
 _MIN_SECRET_LENGTH = 6
@@ -47,17 +48,27 @@ def _b64(value: str) -> str:
 SECRETS = SecretRegistry()
 
 
-class MaskingFilter(logging.Filter):
-    """A logging filter that masks secrets in the fully formatted message."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
+def _masked(record: logging.LogRecord) -> logging.LogRecord:
+    try:
         record.msg = SECRETS.mask(record.getMessage())
-        record.args = None
-        return True
+    except Exception:  # a malformed call is the handler's to report, unchanged
+        return record
+    record.args = None
+    return record
 
 
-def install_log_masking(logger_name: str = "probelab") -> None:
-    """Attach the masking filter to probelab's logger and its handlers (idempotent)."""
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, MaskingFilter) for f in logger.filters):
-        logger.addFilter(MaskingFilter())
+def install_log_masking() -> None:
+    """Mask secrets in every log record this process creates, from any logger (idempotent).
+
+    A record factory rather than a filter: a logger's filters never see its children's
+    records, and third-party loggers (urllib3, docker) may carry credentials too.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_secrets", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _masked(previous(*args, **kwargs))
+
+    factory.masks_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

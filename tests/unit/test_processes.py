@@ -265,12 +265,6 @@ def test_wait_ready_times_out_with_a_clear_error(supervisor: Supervisor) -> None
     assert supervisor.is_running("sleeper"), "timing out does not stop the process"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConnectionRefusedError,
-    reason="bug: wait_ready retries OSError with reraise=True, so when `ready` still raises "
-    "at the deadline the bare OSError escapes instead of the ProbelabError with the log tail",
-)
 def test_wait_ready_times_out_with_a_clear_error_when_ready_keeps_raising(
     supervisor: Supervisor,
 ) -> None:

@@ -1,7 +1,7 @@
 """Secrets are masked in every form they take in probelab's output.
 
-Mask tests use a fresh SecretRegistry; tests of the logging filter use the process-wide
-one (it is what the filter reads) with values made unique per test, so nothing registered
+Mask tests use a fresh SecretRegistry; tests of log masking use the process-wide
+one (it is what masking reads) with values made unique per test, so nothing registered
 here can mask another test's output.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probelab.secrets import SECRETS, MaskingFilter, SecretRegistry, install_log_masking
+from probelab.secrets import SECRETS, SecretRegistry, install_log_masking
 
 
 def b64(text: str) -> str:
@@ -110,68 +110,54 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     logger.removeHandler(handler)
 
 
-def test_filter_masks_a_message_formatted_from_args(
-    captured: tuple[logging.Logger, io.StringIO],
+@pytest.fixture
+def masking() -> Iterator[None]:
+    """Masking installed for the test, and the process's record factory restored after."""
+    original = logging.getLogRecordFactory()
+    install_log_masking()
+    yield
+    logging.setLogRecordFactory(original)
+
+
+def test_masks_a_message_formatted_from_args(
+    captured: tuple[logging.Logger, io.StringIO], masking: None
 ) -> None:
     """The secret often arrives as a %-argument, so masking must see the formatted text."""
     logger, stream = captured
     secret = unique_secret()
     SECRETS.register(secret, username="kube")
-    logger.addFilter(MaskingFilter())
 
     logger.warning("login with %s failed (auth %s)", secret, b64(f"kube:{secret}"))
 
     assert stream.getvalue() == "WARNING login with *** failed (auth ***)\n"
 
 
-def test_filter_leaves_other_records_intact(
-    captured: tuple[logging.Logger, io.StringIO],
+def test_leaves_other_records_intact(
+    captured: tuple[logging.Logger, io.StringIO], masking: None
 ) -> None:
     logger, stream = captured
-    logger.addFilter(MaskingFilter())
 
     logger.info("started %s with %d retries", "etcd", 3)
 
     assert stream.getvalue() == "INFO started etcd with 3 retries\n"
 
 
-def test_install_log_masking_masks_the_probelab_logger(
-    captured: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+def test_installing_twice_wraps_the_factory_once(masking: None) -> None:
+    installed = logging.getLogRecordFactory()
+
+    install_log_masking()
+
+    assert logging.getLogRecordFactory() is installed
+
+
+def test_masks_records_of_child_and_third_party_loggers(
+    captured: tuple[logging.Logger, io.StringIO], masking: None
 ) -> None:
-    """Installing twice adds one filter, which masks what the `probelab` logger emits."""
-    _, stream = captured
-    probelab = logging.getLogger("probelab")
-    monkeypatch.setattr(probelab, "filters", [])
-    monkeypatch.setattr(probelab, "handlers", list(captured[0].handlers))
+    """Modules log through `getLogger(__name__)`, children of a parent with the handler."""
+    logger, stream = captured
     secret = unique_secret()
     SECRETS.register(secret)
 
-    install_log_masking()
-    install_log_masking()
-    probelab.warning("password %s", secret)
-
-    assert sum(isinstance(f, MaskingFilter) for f in probelab.filters) == 1
-    assert stream.getvalue() == "WARNING password ***\n"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: install_log_masking adds the filter to the `probelab` logger only, and "
-    "logger filters do not apply to records propagated from child loggers such as "
-    "probelab.clusters.local.processes, so their records reach handlers unmasked",
-)
-def test_install_log_masking_masks_records_of_child_loggers(
-    captured: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every module logs through `logging.getLogger(__name__)`, a child of `probelab`."""
-    _, stream = captured
-    probelab = logging.getLogger("probelab")
-    monkeypatch.setattr(probelab, "filters", [])
-    monkeypatch.setattr(probelab, "handlers", list(captured[0].handlers))
-    secret = unique_secret()
-    SECRETS.register(secret)
-
-    install_log_masking()
-    logging.getLogger("probelab.clusters.local.processes").warning("password %s", secret)
+    logging.getLogger(f"{logger.name}.clusters.local.processes").warning("password %s", secret)
 
     assert stream.getvalue() == "WARNING password ***\n"

@@ -173,7 +173,7 @@ class Supervisor:
                 | tenacity.retry_if_exception_type(OSError),
                 reraise=True,
             )(check)
-        except tenacity.RetryError as error:
+        except (tenacity.RetryError, OSError) as error:  # OSError: still refused at the end
             raise ProbelabError(
                 f"{name} did not become ready ({what}) within {timeout:.0f}s; last lines of "
                 f"{self.log_file(name)}:\n{self.log_tail(name)}"
