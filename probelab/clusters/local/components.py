@@ -154,43 +154,39 @@ class Components:
 
     def controller_manager(self) -> Component:
         pki = self.pki
-        kubeconfig = pki.kubeconfig("kube-controller-manager")
         return Component(
             "kube-controller-manager",
             [
-                str(self.binaries.kube("kube-controller-manager")),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
+                *self._controller_flags("kube-controller-manager"),
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca_cert}",
                 f"--cluster-signing-cert-file={pki.ca_cert}",
                 f"--cluster-signing-key-file={pki.ca_key}",
                 "--use-service-account-credentials=true",
                 f"--service-cluster-ip-range={self.config.service_cidr}",
-                "--leader-elect=false",
-                "--profiling=false",
-                "--v=1",
             ],
             lambda: http_ok("https://127.0.0.1:10257/healthz"),
             "/healthz",
         )
 
+    def _controller_flags(self, name: str) -> list[str]:
+        """What the controller manager and scheduler share: one identity, one instance."""
+        kubeconfig = self.pki.kubeconfig(name)
+        return [
+            str(self.binaries.kube(name)),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+
     def scheduler(self) -> Component:
-        kubeconfig = self.pki.kubeconfig("kube-scheduler")
         return Component(
             "kube-scheduler",
-            [
-                str(self.binaries.kube("kube-scheduler")),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                "--leader-elect=false",
-                "--profiling=false",
-                "--v=1",
-            ],
+            self._controller_flags("kube-scheduler"),
             lambda: http_ok("https://127.0.0.1:10259/healthz"),
             "/healthz",
         )
