@@ -42,8 +42,7 @@ def bring_up(
         handle = local.up()
         return handle, (local.down if handle.owned else lambda: None)
     if provider == "kind":
-        raise ProbelabError(
-            "the kind provider is not built yet (see the kind/GitHub Actions issue); "
-            "use --cluster=local or --cluster=existing --kube-context=NAME"
-        )
+        from probelab.clusters import kind
+
+        return kind.bring_up()
     raise ProbelabError(f"unknown cluster provider {provider!r}; choose from {', '.join(CHOICES)}")
