@@ -388,7 +388,7 @@ def provide(
     """
     hosting = read_hosting(api)
     if hosting is not None and hosting.host != server.settings.host:
-        return _documented_elsewhere(hosting), False
+        return documented_registry(hosting), False
     created = server.ensure()
     server.connect()
     server.configure_nodes(nodes)
@@ -402,7 +402,7 @@ def provide(
     return server.registry(), created
 
 
-def _documented_elsewhere(hosting: LocalRegistryHosting) -> KindRegistry:
+def documented_registry(hosting: LocalRegistryHosting) -> KindRegistry:
     """A registry someone else documented: usable only if it demands credentials we have."""
     where = f"{HOSTING_NAMESPACE}/{HOSTING_CONFIGMAP}"
     runtime_host = hosting.host_from_container_runtime
