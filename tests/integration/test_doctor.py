@@ -97,9 +97,19 @@ def _path_without(command: str) -> Breaker:
     def breaker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> float | None:
         if shutil.which(command) is None:
             pytest.skip(f"{command} is not on PATH here to begin with")
-        entries = os.environ.get("PATH", "").split(os.pathsep)
-        kept = [d for d in entries if d and not (Path(d) / command).exists()]
-        monkeypatch.setenv("PATH", os.pathsep.join(kept))
+        # Each PATH directory holding `command` is replaced by a shadow of links to
+        # everything else in it, so no other tool goes missing with it.
+        entries = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+        for index, directory in enumerate(entries):
+            if (Path(directory) / command).exists():
+                shadow = tmp_path / f"path-{index}"
+                shadow.mkdir()
+                for item in Path(directory).iterdir():
+                    if item.name != command:
+                        (shadow / item.name).symlink_to(item)
+                entries[index] = str(shadow)
+        monkeypatch.setenv("PATH", os.pathsep.join(entries))
+        assert shutil.which(command) is None
         return None
 
     return breaker
