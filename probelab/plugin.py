@@ -10,6 +10,7 @@ too; a failed test's report carries the scenario's timeline, events and previous
 
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +22,9 @@ from probelab.clusters.base import ClusterHandle
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
+from probelab.registries import ecr, ecr_masking
 from probelab.registries.base import Registry
+from probelab.registries.ecr_session import open_ecr
 from probelab.secrets import SECRETS, install_log_masking
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=REGISTRY_CHOICES,
         default="auto",
         help="where the lab image is pushed (auto: the cluster's own registry)",
+    )
+    group.addoption(
+        "--ecr-region",
+        default=None,
+        type=ecr.region_option,
+        help=f"--registry=ecr: AWS region (default: boto3's, else {ecr.DEFAULT_REGION})",
+    )
+    group.addoption(
+        "--ecr-repository",
+        default=ecr.DEFAULT_REPOSITORY,
+        type=ecr.repository_option,
+        help="--registry=ecr: repository for the lab image, created when missing",
     )
     group.addoption(
         "--keep-cluster",
@@ -148,10 +163,27 @@ def kube_api(cluster: ClusterHandle) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture(scope="session")
-def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Registry:
-    choice = request.config.getoption("registry")
+def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Iterator[Registry]:
+    option = request.config.getoption
+    choice = option("registry")
+    if choice == "ecr":
+        ecr_masking.install(request.config)  # the token stays out of pytest's output
+        with ExitStack() as stack:
+            try:
+                provider = ecr.EcrRegistry(option("ecr_region"), option("ecr_repository"))
+                provider.ensure_repository()  # AWS problems first, before any cluster work
+                api = request.getfixturevalue("kube_api")
+                stack.enter_context(open_ecr(provider, cluster, api))
+                failure = None
+            except ProbelabError as error:
+                failure = error
+            if failure is not None:
+                _fail(failure)  # outside `except`, so pytest shows one line, not a chain
+            yield provider
+        return
     if choice in ("auto", cluster.provider) and cluster.registry is not None:
-        return cluster.registry
+        yield cluster.registry
+        return
     _fail(
         ProbelabError(
             f"--registry={choice} is not available with --cluster={cluster.provider} yet; "

@@ -8,6 +8,7 @@ directory, and bcrypt-hashed into the htpasswd file the registry reads.
 """
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -52,17 +53,7 @@ class LocalRegistryServer:
 
     def _write_htpasswd(self, username: str, password: str) -> None:
         """bcrypt-hash the password with `htpasswd`, reading it from stdin (not argv)."""
-        if shutil.which("htpasswd") is None:
-            raise ProbelabError("`htpasswd` is missing; install Debian's apache2-utils")
-        result = subprocess.run(
-            ["htpasswd", "-i", "-B", "-c", str(self.dir / "htpasswd"), username],
-            input=password,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ProbelabError(f"htpasswd failed: {result.stderr.strip()}")
+        _htpasswd(["-c", str(self.dir / "htpasswd"), username], password)
 
     def _config_file(self) -> Path:
         config = {
@@ -106,17 +97,69 @@ class LocalRegistryServer:
         docker_dir, containerd_dir = self._trust_paths()
         docker_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.pki.ca_cert, docker_dir / "ca.crt")
-        containerd_dir.mkdir(parents=True, exist_ok=True)
+        self._write_hosts_toml(containerd_dir)
+
+    def untrust(self) -> None:
+        for path in self._trust_paths():
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _write_hosts_toml(self, directory: Path) -> None:
+        """containerd's per-host config: fetch from this registry, trusting the cluster CA."""
+        directory.mkdir(parents=True, exist_ok=True)
         url = f"https://{self.config.registry_host}"
-        (containerd_dir / "hosts.toml").write_text(
+        (directory / "hosts.toml").write_text(
             f'server = "{url}"\n\n[host."{url}"]\n'
             f'  capabilities = ["pull", "resolve", "push"]\n'
             f'  ca = "{self.pki.ca_cert}"\n'
         )
 
-    def untrust(self) -> None:
-        for path in self._trust_paths():
-            shutil.rmtree(path, ignore_errors=True)
+    # -- an ECR stand-in (moto) stores its images here: see probelab/registries/ecr_mapping.py
+
+    def alias(self, host: str) -> Path:
+        """Make containerd pull images named `host/...` from this registry; returns the folder
+        to remove again. containerd sends the pull secret's credentials for `host` here."""
+        directory = self.hosts_dir / host
+        self._write_hosts_toml(directory)
+        return directory
+
+    def set_user(self, username: str, password: str) -> None:
+        """Add `username` to the htpasswd file (or change its password); the registry
+        re-reads the file when it changes, so no restart is needed."""
+        self._rewrite_htpasswd(username, _htpasswd(["-n", username], password).strip())
+
+    def remove_user(self, username: str) -> None:
+        self._rewrite_htpasswd(username, None)
+
+    def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
+        """Replace `username`'s line, atomically: the registry may read the file meanwhile."""
+        path = self.dir / "htpasswd"
+        lines = [
+            line
+            for line in path.read_text().splitlines()
+            if line and not line.startswith(f"{username}:")
+        ]
+        if entry is not None:
+            lines.append(entry)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text("".join(f"{line}\n" for line in lines))
+        temporary.chmod(path.stat().st_mode & 0o777)
+        os.replace(temporary, path)
+
+
+def _htpasswd(arguments: list[str], password: str) -> str:
+    """Run `htpasswd -i -B` (bcrypt, the password from stdin, not argv); its output."""
+    if shutil.which("htpasswd") is None:
+        raise ProbelabError("`htpasswd` is missing; install Debian's apache2-utils")
+    result = subprocess.run(
+        ["htpasswd", "-i", "-B", *arguments],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProbelabError(f"htpasswd failed: {result.stderr.strip()}")
+    return result.stdout
 
 
 def read_credentials(path: Path) -> Credentials:

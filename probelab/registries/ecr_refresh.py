@@ -1,0 +1,94 @@
+"""Keep the pull secrets probelab made valid after the ECR token inside them expires.
+
+kubelet reads a pull secret each time it pulls, so a secret holding a 12-hour token breaks
+every pull (a restarted pod's too) once the token expires. When the registry's token is
+due, the refresher fetches a new one and replaces `ecr-regcred` in every namespace probelab
+made (label `probelab.dev/run`) whose secret is for this registry's host; secrets for other
+registries and namespaces probelab did not make are left alone.
+"""
+
+import base64
+import json
+import threading
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from probelab import kube
+from probelab.errors import ProbelabError
+from probelab.lab import PULL_SECRET
+from probelab.progress import say
+from probelab.registries.ecr import EcrRegistry
+
+RETRY_AFTER = 60.0  # after a failed refresh (AWS or the API server unreachable)
+
+
+class PullSecretRefresher:
+    """Replaces the lab's pull secrets with a fresh token whenever the token is due."""
+
+    def __init__(
+        self, registry: EcrRegistry, api: client.ApiClient, *, secret: str = PULL_SECRET
+    ) -> None:
+        self.registry = registry
+        self.api = api
+        self.secret = secret
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh_if_due(self) -> list[str]:
+        """Refresh when the token is due; the namespaces whose secret was replaced."""
+        if self.registry.seconds_until_due() > 0:
+            return []
+        config = self.registry.docker_config_json()  # fetches the new token
+        namespaces = self._namespaces_with_secret()
+        for namespace in namespaces:
+            kube.put_pull_secret(self.api, namespace, self.secret, config)
+        if namespaces:
+            say(f"ECR token refreshed; replaced {self.secret} in {', '.join(namespaces)}")
+        return namespaces
+
+    def _namespaces_with_secret(self) -> list[str]:
+        core = client.CoreV1Api(self.api)
+        listing = kube.retry_transient(core.list_namespace)(label_selector=kube.RUN_LABEL)
+        found: list[str] = []
+        for namespace in listing.items:
+            name = str(namespace.metadata.name if namespace.metadata else "")
+            try:
+                secret = kube.retry_transient(core.read_namespaced_secret)(self.secret, name)
+            except ApiException as error:
+                if error.status == 404:
+                    continue
+                raise
+            if self.registry.host in _auths(secret):
+                found.append(name)
+        return found
+
+    def start(self) -> "PullSecretRefresher":
+        """Refresh in the background from now until `stop`."""
+        self._thread = threading.Thread(target=self._run, name="ecr-token-refresh", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        # Waits on the stop event until the token is due: stopping never waits for a timer.
+        delay = self.registry.seconds_until_due()
+        while not self._stop.wait(delay):
+            try:
+                self.refresh_if_due()
+                delay = self.registry.seconds_until_due()
+            except (ProbelabError, ApiException) as error:
+                say(f"ECR token refresh failed, trying again in {RETRY_AFTER:.0f}s: {error}")
+                delay = RETRY_AFTER
+
+
+def _auths(secret: client.V1Secret) -> set[str]:
+    """The registry hosts a `kubernetes.io/dockerconfigjson` secret has credentials for."""
+    encoded = (secret.data or {}).get(".dockerconfigjson")
+    if secret.type != "kubernetes.io/dockerconfigjson" or not encoded:
+        return set()
+    return set(json.loads(base64.b64decode(encoded)).get("auths", {}))
