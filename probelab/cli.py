@@ -9,12 +9,16 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from probelab.commands import Subparsers, cluster, doctor
+from probelab.commands import Subparsers, cluster, doctor, verify
 from probelab.errors import ProbelabError
 from probelab.secrets import SECRETS, install_log_masking
 
 # Each subcommand lives in its own module under probelab/commands and adds its parser here.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (cluster.register, doctor.register)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    cluster.register,
+    verify.register,
+    doctor.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

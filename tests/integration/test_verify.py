@@ -1,0 +1,381 @@
+"""`probelab verify` on the real cluster, as an instructor with read-only credentials.
+
+The seed's lab (the three pods, the Service, the pull secret on the default
+ServiceAccount) is set up in a fresh namespace and left to reach the state a student
+would hand in. The rubric then runs as a ServiceAccount bound to the built-in `view`
+ClusterRole plus a Role that lets it get events and the one pull secret, with a token from
+the TokenRequest API: full marks, and every request it sent was a GET. Then one item at a
+time is broken, and the matching check must fail with its hint.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import rest
+
+from probelab import deadlines, kube
+from probelab.cli import main
+from probelab.lab import (
+    APP_BOOT_ALLOWANCE,
+    POD_START_ALLOWANCE,
+    PULL_SECRET,
+    Lab,
+    Scenario,
+    grace_seconds,
+)
+from probelab.lab import namespace_name as make_namespace_name
+from probelab.registries.base import Registry
+from probelab.secrets import SECRETS
+from probelab.verify import (
+    BAD,
+    GOOD,
+    RUBRIC,
+    SERVICE,
+    SLOW,
+    Result,
+    Student,
+    verify,
+)
+
+MANIFESTS = {
+    BAD: "fastapi-liveness-bad.yaml",
+    GOOD: "fastapi-liveness-good.yaml",
+    SLOW: "fastapi-slow-startup.yaml",
+    SERVICE: "fastapi-svc.yaml",
+}
+INSTRUCTOR, VIEWER = "instructor", "viewer"
+HINTS = {check.id: check.hint for check in RUBRIC}
+
+
+@pytest.fixture(scope="module")
+def student_lab(
+    request: pytest.FixtureRequest, kube_api: client.ApiClient, lab_image: str, registry: Registry
+) -> Iterator[Lab]:
+    """The seed's lab as a student leaves it: bad in CrashLoopBackOff, good and slow Ready."""
+    config = request.config
+    lab = Lab(
+        kube_api,
+        Scenario("verify", tuple(MANIFESTS.values())),
+        namespace=make_namespace_name(config.getoption("namespace_prefix"), "verify"),
+        run_id="verify",
+        image=lab_image,
+        registry=registry,
+        manifests_dir=config.getoption("manifests_dir"),
+    )
+    try:
+        lab.start()
+        _wait_until_handed_in(lab)
+        yield lab
+    finally:
+        lab.close()
+
+
+def _container(lab: Lab, pod: str) -> dict[str, Any]:
+    container: dict[str, Any] = lab.pod_spec(MANIFESTS[pod], pod)["containers"][0]
+    return container
+
+
+def _wait_until_handed_in(lab: Lab) -> None:
+    bad = lab.pod_spec(MANIFESTS[BAD], BAD)
+    lab.wait_from_start(
+        BAD,
+        lambda t: t.events(pod=BAD, reason="BackOff"),
+        budget=deadlines.time_to_crash_loop(
+            _container(lab, BAD)["livenessProbe"], grace_seconds(bad)
+        ),
+        what=f"{BAD} to back off",
+    )
+    lab.wait_from_start(
+        GOOD,
+        lambda t: t.first(GOOD, lambda o: o.ready),
+        budget=deadlines.readiness_within(
+            _container(lab, GOOD)["readinessProbe"], serving_after=APP_BOOT_ALLOWANCE
+        ),
+        what=f"{GOOD} to be Ready",
+    )
+    slow = _container(lab, SLOW)
+    sleep = float(next(e["value"] for e in slow["env"] if e["name"] == "STARTUP_SLEEP"))
+    lab.wait_from_start(
+        SLOW,
+        lambda t: t.first(SLOW, lambda o: o.ready),
+        budget=deadlines.readiness_within(
+            slow["readinessProbe"],
+            serving_after=sleep + APP_BOOT_ALLOWANCE,
+            startup=slow["startupProbe"],
+        ),
+        what=f"{SLOW} to be Ready",
+    )
+    kube.watch_until(
+        client.DiscoveryV1Api(lab.api).list_namespaced_endpoint_slice,
+        lambda s: any(
+            (e.target_ref and e.target_ref.name == GOOD) and e.conditions and e.conditions.ready
+            for e in s.endpoints or []
+        ),
+        timeout=POD_START_ALLOWANCE,
+        what=f"{GOOD} to be a ready endpoint of {SERVICE}",
+        namespace=lab.namespace,
+        label_selector=f"kubernetes.io/service-name={SERVICE}",
+    )
+
+
+def _kubeconfig_for(lab: Lab, account: str, *, secret_reader: bool, directory: Path) -> Path:
+    """A ServiceAccount bound to `view` (plus events and, if asked, the pull secret), and a
+    kubeconfig holding a short-lived token for it."""
+    core, rbac = client.CoreV1Api(lab.api), client.RbacAuthorizationV1Api(lab.api)
+    namespace = lab.namespace
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
+    subject = [client.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)]
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{account}-view"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="view"
+            ),
+            subjects=subject,
+        ),
+    )
+    rules = [client.V1PolicyRule(api_groups=[""], resources=["events"], verbs=["get", "list"])]
+    if secret_reader:
+        rules.append(
+            client.V1PolicyRule(
+                api_groups=[""], resources=["secrets"], resource_names=[PULL_SECRET], verbs=["get"]
+            )
+        )
+    rbac.create_namespaced_role(
+        namespace, client.V1Role(metadata=client.V1ObjectMeta(name=account), rules=rules)
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=account),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=account
+            ),
+            subjects=subject,
+        ),
+    )
+    issued = core.create_namespaced_service_account_token(
+        account,
+        namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
+        ),
+    )
+    assert issued.status is not None and issued.status.token
+    token = str(issued.status.token)
+    SECRETS.register(token)
+    path = directory / f"{account}.kubeconfig"
+    path.touch(mode=0o600)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "lab",
+                        "cluster": {
+                            "server": lab.api.configuration.host,
+                            "certificate-authority": lab.api.configuration.ssl_ca_cert,
+                        },
+                    }
+                ],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": account, "context": {"cluster": "lab", "user": account}}],
+                "current-context": account,
+            }
+        )
+    )
+    return path
+
+
+class RequestLog:
+    """Every HTTP method the verifier's credentials sent, seen at the client's REST layer."""
+
+    def __init__(self) -> None:
+        self.methods: list[tuple[str, str]] = []
+        self.tokens: set[str] = set()
+
+
+@pytest.fixture(scope="module")
+def request_log() -> Iterator[RequestLog]:
+    log = RequestLog()
+    original = rest.RESTClientObject.request
+
+    def recording(
+        self: rest.RESTClientObject,
+        method: str,
+        url: str,
+        headers: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        sent = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+        if sent.get("authorization", "").removeprefix("Bearer ") in log.tokens:
+            log.methods.append((method, url))
+        return original(self, method, url, headers, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rest.RESTClientObject, "request", recording)
+        yield log
+
+
+@pytest.fixture(scope="module")
+def instructor(
+    student_lab: Lab, request_log: RequestLog, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    path = _kubeconfig_for(
+        student_lab, INSTRUCTOR, secret_reader=True, directory=tmp_path_factory.mktemp("verify")
+    )
+    request_log.tokens.add(yaml.safe_load(path.read_text())["users"][0]["user"]["token"])
+    return path
+
+
+def _grade(lab: Lab, kubeconfig: Path, context: str = INSTRUCTOR) -> dict[str, Result]:
+    api = kube.api_client(kubeconfig, context)
+    try:
+        graded = verify(Student(context, lab.namespace), api)
+    finally:
+        api.close()
+    assert graded.error is None, graded.error
+    return {result.id: result for result in graded.results}
+
+
+def _assert_only_fails(results: dict[str, Result], failing: set[str], lab: Lab) -> None:
+    """Exactly `failing` fail, each with its own hint (for this namespace)."""
+    assert {r.id for r in results.values() if not r.passed} == failing, {
+        r.id: r.evidence for r in results.values() if not r.passed
+    }
+    for check in failing:
+        assert results[check].hint == HINTS[check].replace("$namespace", lab.namespace)
+        assert results[check].points == 0
+
+
+def test_full_marks_from_get_requests_only(
+    student_lab: Lab, instructor: Path, request_log: RequestLog, tmp_path: Path
+) -> None:
+    report = tmp_path / "verify.json"
+    arguments = f"--kube-context {INSTRUCTOR} --format json --pass-mark 100".split()
+    code = main(
+        [
+            "verify",
+            *arguments,
+            "--kubeconfig",
+            str(instructor),
+            "--namespace",
+            student_lab.namespace,
+            "--output",
+            str(report),
+        ]
+    )
+    document = yaml.safe_load(report.read_text())
+    (student,) = document["students"]
+    assert student["score"] == 100, [c for c in student["checks"] if not c["passed"]]
+    assert code == 0
+    assert request_log.methods, "the verifier's requests were not seen"
+    assert {method for method, _ in request_log.methods} == {"GET"}, request_log.methods
+
+
+def test_view_alone_cannot_grade_the_pull_secret(
+    student_lab: Lab, request_log: RequestLog, tmp_path: Path
+) -> None:
+    viewer = _kubeconfig_for(student_lab, VIEWER, secret_reader=False, directory=tmp_path)
+    results = _grade(student_lab, viewer, VIEWER)
+    assert {r.id for r in results.values() if not r.passed} == {"pull-secret-type"}
+    assert "could not read secrets (403" in results["pull-secret-type"].evidence
+    assert "view excludes secrets" in (results["pull-secret-type"].hint or "")
+
+
+def test_service_account_without_the_secret(student_lab: Lab, instructor: Path) -> None:
+    core = client.CoreV1Api(student_lab.api)
+    core.patch_namespaced_service_account(
+        "default", student_lab.namespace, [{"op": "remove", "path": "/imagePullSecrets"}]
+    )
+    try:
+        _assert_only_fails(
+            _grade(student_lab, instructor), {"service-account-pull-secret"}, student_lab
+        )
+    finally:
+        student_lab.add_pull_secret()
+
+
+def test_secret_deleted(student_lab: Lab, instructor: Path) -> None:
+    client.CoreV1Api(student_lab.api).delete_namespaced_secret(PULL_SECRET, student_lab.namespace)
+    try:
+        results = _grade(student_lab, instructor)
+        _assert_only_fails(results, {"pull-secret-type"}, student_lab)
+        assert (
+            results["pull-secret-type"].evidence
+            == f"no secret {PULL_SECRET} in {student_lab.namespace}"
+        )
+    finally:
+        student_lab.add_pull_secret()
+
+
+def test_secret_of_the_wrong_type(student_lab: Lab, instructor: Path) -> None:
+    core = client.CoreV1Api(student_lab.api)
+    core.delete_namespaced_secret(PULL_SECRET, student_lab.namespace)
+    core.create_namespaced_secret(
+        student_lab.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=PULL_SECRET),
+            type="Opaque",
+            string_data={".dockerconfigjson": "{}"},
+        ),
+    )
+    try:
+        results = _grade(student_lab, instructor)
+        _assert_only_fails(results, {"pull-secret-type"}, student_lab)
+        assert "type Opaque" in results["pull-secret-type"].evidence
+    finally:
+        core.delete_namespaced_secret(PULL_SECRET, student_lab.namespace)
+        student_lab.add_pull_secret()
+
+
+def test_service_deleted(student_lab: Lab, instructor: Path) -> None:
+    client.CoreV1Api(student_lab.api).delete_namespaced_service(SERVICE, student_lab.namespace)
+    _assert_only_fails(_grade(student_lab, instructor), {"service-endpoint"}, student_lab)
+
+
+def test_startup_probe_removed(student_lab: Lab, instructor: Path) -> None:
+    (pod,) = student_lab.manifest(MANIFESTS[SLOW])
+    del pod["spec"]["containers"][0]["startupProbe"]
+    student_lab.delete_pod(SLOW)
+    kube.apply(student_lab.api, [pod])
+    results = _grade(student_lab, instructor)
+    assert not results["slow-has-startup-probe"].passed
+    assert results["slow-has-startup-probe"].evidence == "container app has no startupProbe"
+    assert results["slow-has-startup-probe"].hint == HINTS["slow-has-startup-probe"].replace(
+        "$namespace", student_lab.namespace
+    )
+
+
+def test_good_pod_deleted(student_lab: Lab, instructor: Path) -> None:
+    student_lab.delete_pod(GOOD)
+    results = _grade(student_lab, instructor)
+    assert not results["good-ready"].passed
+    assert results["good-ready"].hint == HINTS["good-ready"].replace(
+        "$namespace", student_lab.namespace
+    )
+
+
+def test_bad_pod_replaced_by_one_that_is_not_restarted(
+    student_lab: Lab, instructor: Path, request_log: RequestLog
+) -> None:
+    """The old pod's events stay behind; they must not count for a new pod of that name."""
+    (pod,) = student_lab.manifest(MANIFESTS[BAD])
+    pod["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = 8080
+    student_lab.delete_pod(BAD)
+    kube.apply(student_lab.api, [pod])
+    results = _grade(student_lab, instructor)
+    for check in ("bad-restarted-by-liveness", "bad-crash-loop-back-off"):
+        assert not results[check].passed, results[check].evidence
+        assert results[check].hint == HINTS[check].replace("$namespace", student_lab.namespace)
+    assert {method for method, _ in request_log.methods} == {"GET"}
