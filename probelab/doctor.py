@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,8 +170,11 @@ def check_disk(path: Path, min_free_gib: float) -> Finding:
     return Finding("disk", Status.OK, f"{detail} (needs {min_free_gib:g})")
 
 
-def resolve(target: Target) -> tuple[Target, str | None]:
-    """Fill in the kubeconfig and context each provider uses; or why there is none yet."""
+def resolve(target: Target, scratch: Path) -> tuple[Target, str | None]:
+    """Fill in the kubeconfig and context each provider uses; or why there is none yet.
+
+    A kind cluster's kubeconfig is written into `scratch`, not probelab's state.
+    """
     if target.provider == "local":
         config = LocalClusterConfig()
         return Target("local", config.layout.kubeconfig, config.context), None
@@ -179,7 +183,8 @@ def resolve(target: Target) -> tuple[Target, str | None]:
         cluster = KindCluster(settings)
         if not cluster.exists():
             return target, f"kind cluster {settings.name} does not exist yet; the lab creates it"
-        return Target("kind", cluster.write_kubeconfig(), settings.context), None
+        kubeconfig = cluster.write_kubeconfig(scratch / "kubeconfig")
+        return Target("kind", kubeconfig, settings.context), None
     return target, None
 
 
@@ -188,12 +193,19 @@ def check_cluster(target: Target) -> tuple[Finding, str | None]:
     if target.provider == "existing" and not target.context:
         fix = "name the context: --kube-context=NAME (the current one is never used silently)"
         return Finding("cluster", Status.FAIL, "--cluster=existing without a context", fix), None
-    try:
-        resolved, pending = resolve(target)
-    except ProbelabError as error:
-        return Finding("cluster", Status.FAIL, str(error), f"install kind: {INSTALL_HELP}"), None
-    if pending:
-        return Finding("cluster", Status.OK, pending), None
+    with tempfile.TemporaryDirectory(prefix="probelab-doctor-") as scratch:
+        try:
+            resolved, pending = resolve(target, Path(scratch))
+        except ProbelabError as error:
+            fix = f"install kind: {INSTALL_HELP}"
+            return Finding("cluster", Status.FAIL, str(error), fix), None
+        if pending:
+            return Finding("cluster", Status.OK, pending), None
+        return _reach(resolved)
+
+
+def _reach(resolved: Target) -> tuple[Finding, str | None]:
+    """The API server's `/version` through `resolved`; a failure's fix fits the provider."""
     fixes = {
         "local": "sudo .venv/bin/probelab cluster up",
         "kind": f"kind delete cluster --name={KindSettings.from_env().name}; the lab recreates it",

@@ -125,10 +125,10 @@ class KindCluster:
     def nodes(self) -> list[str]:
         return cluster_names(self._kind("get", "nodes", f"--name={self.settings.name}"))
 
-    def write_kubeconfig(self) -> Path:
-        """The cluster's kubeconfig, written 0600 to probelab's state directory."""
+    def write_kubeconfig(self, path: Path | None = None) -> Path:
+        """The cluster's kubeconfig, written 0600 (by default to probelab's state directory)."""
         text = self._kind("get", "kubeconfig", f"--name={self.settings.name}")
-        path = self.settings.kubeconfig
+        path = path or self.settings.kubeconfig
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(text)

@@ -168,6 +168,28 @@ def test_kind_cluster_not_created_yet_is_fine(bin_dir: Path) -> None:
     assert "does not exist yet" in finding.detail
 
 
+def test_unreachable_kind_cluster_fails_and_leaves_no_kubeconfig_behind(
+    bin_dir: Path, unreachable_kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    monkeypatch.setenv("PROBELAB_KIND_HOME", str(state))
+    kubeconfig = tmp_path / "kind-kubeconfig"
+    kubeconfig.write_text(unreachable_kubeconfig.read_text().replace("lab", "kind-probelab"))
+    _tool(
+        bin_dir,
+        "kind",
+        'case "$1 $2" in\n'
+        '  "get clusters") echo probelab ;;\n'
+        f'  "get kubeconfig") while IFS= read -r line; do echo "$line"; done < {kubeconfig} ;;\n'
+        "esac",
+    )
+    finding, _ = check_cluster(Target("kind"))
+    assert finding.status is Status.FAIL
+    assert "unreachable" in finding.detail
+    assert finding.fix == "kind delete cluster --name=probelab; the lab recreates it"
+    assert not state.exists()
+
+
 def test_cgroup_versions(tmp_path: Path) -> None:
     v1 = tmp_path / "v1"
     v1.mkdir()
