@@ -25,10 +25,12 @@ from probelab.lab import Lab, Scenario, namespace_name
 from probelab.registries import ecr, ecr_masking
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
+from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.secrets import SECRETS, install_log_masking
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
+RECORDS = pytest.StashKey[list[ScenarioRecord]]()  # for the report, in scenario order
 REGISTRY_CHOICES = ("auto", "local", "kind", "ecr")
 
 
@@ -234,14 +236,14 @@ class LabRun:
             lab.start()
 
     def close(self) -> None:
-        report_dir: Path | None = self.config.getoption("report_dir")
-        for name, lab in self.labs.items():
-            if report_dir is not None:
-                report_dir.mkdir(parents=True, exist_ok=True)
-                (report_dir / f"{name}.md").write_text(
-                    f"# {name}\n\n```\n{SECRETS.mask(lab.evidence())}\n```\n"
-                )
-            lab.close()
+        """Keep what the report needs (previous logs) before each namespace goes."""
+        reporting = self.config.getoption("report_dir") is not None
+        for lab in self.labs.values():
+            try:
+                if reporting:
+                    self.config.stash.setdefault(RECORDS, []).append(record(lab))
+            finally:
+                lab.close()
 
 
 @pytest.fixture(scope="session")
@@ -276,3 +278,24 @@ def pytest_runtest_makereport(
     if report.failed and call.when == "call" and isinstance(lab, Lab):
         report.sections.append((f"probelab {lab.scenario.name}", SECRETS.mask(lab.evidence())))
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With --report-dir: every scenario's page and picture, and the index."""
+    report_dir: Path | None = session.config.getoption("report_dir")
+    if report_dir is None:
+        return
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    reports = [
+        r
+        for phase in getattr(terminal, "stats", {}).values()
+        for r in phase
+        if isinstance(r, pytest.TestReport)
+    ]
+    scenario_of = {
+        item.nodeid: _scenario(marker).name
+        for item in getattr(session, "items", [])  # none when collection failed
+        if (marker := item.get_closest_marker("scenario")) is not None
+    }
+    records = session.config.stash.get(RECORDS, [])
+    write_run(report_dir, records, outcomes(reports, scenario_of))
