@@ -8,6 +8,8 @@ DescribeRepositories, GetAuthorizationToken) for account 123456789012; its token
 `AWS:123456789012-auth-token`, dated 2015. The port is the one the server picked itself
 (`-p 0`) and printed, so two sessions never race for one. moto is a dev dependency.
 
+(PYTEST_DONT_REWRITE: test modules load this as a plugin after importing it.)
+
 `environment` keeps everything away from real AWS and from the user's AWS files: the
 endpoint is this server, the instance-metadata and container credential sources are off
 (they would send requests off this machine), and config files point nowhere.
@@ -26,6 +28,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -112,6 +115,35 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+class ManualClock:
+    """A clock for `EcrRegistry(clock=...)` that moves only when told to: token expiry in
+    tests, without waiting 12 hours."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# Fixtures for test modules that declare `pytest_plugins = ["probelab.aws_stub"]`.
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """One stand-in per test module."""
+    with MotoServer.running() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoServer:
+    """The module's stand-in, emptied, with boto3 pointed at it for this test only."""
+    moto.reset()
+    moto.use(monkeypatch, tmp_path)
+    return moto
 
 
 def _read_lines(process: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
+import botocore.session
 
 from probelab.errors import ProbelabError
 from probelab.registries.base import Credentials, Registry
@@ -57,7 +58,7 @@ def utc_now() -> datetime:
 
 def check_region(region: str) -> str:
     """`region` if botocore knows ECR there (in any partition), else a one-line error."""
-    session = boto3.Session()
+    session = botocore.session.get_session()  # endpoint data only: no profile is read
     known = {
         name
         for partition in session.get_available_partitions()
@@ -130,7 +131,10 @@ class EcrRegistry(Registry):
     ) -> None:
         """`region`: default boto3's (AWS_REGION, the profile), else the seed's.
         `lifetime`: how long a token is used (default: until the expiry ECR states)."""
-        self.session = session or boto3.Session()
+        try:
+            self.session = session or boto3.Session()
+        except botocore.exceptions.ProfileNotFound as error:
+            raise ProbelabError(f"{error}: check AWS_PROFILE or ~/.aws/config") from None
         self.region = check_region(region or self.session.region_name or DEFAULT_REGION)
         self.repository_name = check_repository_name(repository)
         self._ecr = self.session.client("ecr", region_name=self.region)

@@ -14,14 +14,22 @@ runs the seed's flow unchanged (log in to that host, push to it, pull from it wi
   for that name (trusted by Docker in /etc/docker/certs.d/<host>/) passes the bytes on to
   the local registry.
 
-`close` removes all of it. After a run that was killed, the next run replaces what it left.
+The host name, port 443 and the `AWS` user exist once per machine, so one stand-in session
+runs at a time: a second waits for the first (a lock file, released by the kernel even when
+a session is killed). `close` removes everything; the next session replaces what a killed
+one left behind.
 """
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
 
+import tenacity
+
 from probelab.clusters.local.cluster import LocalCluster
+from probelab.errors import ProbelabError
+from probelab.progress import say
 from probelab.registries.base import Credentials
 from probelab.registries.ecr import EcrRegistry
 from probelab.registries.local import DOCKER_CERTS_D, LocalRegistryServer
@@ -32,6 +40,9 @@ HOSTS_FILE = Path("/etc/hosts")
 FORWARDER_ADDRESS = "127.0.0.44"
 HTTPS_PORT = 443
 _MARK = "# probelab: ECR stand-in"
+LOCK_FILE = Path("/run/lock/probelab-ecr-stand-in.lock")
+# How long a session waits for another to end: a whole `pytest labs/` takes about a minute.
+LOCK_WAIT = 300.0
 
 
 class StandInMapping:
@@ -44,17 +55,21 @@ class StandInMapping:
         *,
         hosts_file: Path = HOSTS_FILE,
         docker_certs_d: Path = DOCKER_CERTS_D,
+        lock_file: Path = LOCK_FILE,
     ) -> None:
         self.registry = registry
         self.server = server or LocalCluster()._registry_server(None)
         self.hosts_file = hosts_file
         self.docker_certs = docker_certs_d / registry.host
+        self.lock_file = lock_file
+        self._lock: int | None = None
         self._forwarder: TlsForwarder | None = None
         self._containerd_dir: Path | None = None
         self._username: str | None = None
 
     def open(self) -> "StandInMapping":
         host = self.registry.host
+        self._lock = take_lock(self.lock_file, LOCK_WAIT)
         try:
             self._accept(self.registry.credentials())
             self.registry.on_new_token(self._accept)
@@ -87,6 +102,37 @@ class StandInMapping:
             shutil.rmtree(self._containerd_dir, ignore_errors=True)
         if self._username is not None:
             self.server.remove_user(self._username)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
+
+
+def take_lock(path: Path, wait: float) -> int:
+    """An exclusive lock on `path`, waiting up to `wait` seconds; the open descriptor."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = path.read_text().strip() or "?"
+        say(f"waiting up to {wait:.0f}s for the ECR stand-in session of pid {holder} to end")
+        # A lock cannot be watched: poll it, as for any other host process.
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(BlockingIOError),
+            stop=tenacity.stop_after_delay(wait),
+            wait=tenacity.wait_fixed(0.5),
+            reraise=True,
+        )
+        try:
+            retrying(fcntl.flock, descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise ProbelabError(
+                f"another ECR stand-in session (pid {holder}) still runs after {wait:.0f}s; "
+                f"it holds {path}"
+            ) from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(os.getpid()).encode())
+    return descriptor
 
 
 def set_hosts_entry(hosts_file: Path, host: str, address: str | None) -> None:

@@ -40,19 +40,30 @@ class PullSecretRefresher:
         if self.registry.seconds_until_due() > 0:
             return []
         config = self.registry.docker_config_json()  # fetches the new token
-        namespaces = self._namespaces_with_secret()
-        for namespace in namespaces:
-            kube.put_pull_secret(self.api, namespace, self.secret, config)
-        if namespaces:
-            say(f"ECR token refreshed; replaced {self.secret} in {', '.join(namespaces)}")
-        return namespaces
+        replaced = []
+        for namespace in self._namespaces_with_secret():
+            try:
+                kube.put_pull_secret(self.api, namespace, self.secret, config)
+            except ApiException as error:
+                if error.status in (403, 404):  # the namespace went away meanwhile
+                    continue
+                raise
+            replaced.append(namespace)
+        if replaced:
+            say(f"ECR token refreshed; replaced {self.secret} in {', '.join(replaced)}")
+        return replaced
 
     def _namespaces_with_secret(self) -> list[str]:
+        """probelab's live namespaces whose pull secret is for this registry."""
         core = client.CoreV1Api(self.api)
         listing = kube.retry_transient(core.list_namespace)(label_selector=kube.RUN_LABEL)
+        live = [
+            ns.metadata.name
+            for ns in listing.items
+            if ns.metadata and ns.metadata.name and not ns.metadata.deletion_timestamp
+        ]
         found: list[str] = []
-        for namespace in listing.items:
-            name = str(namespace.metadata.name if namespace.metadata else "")
+        for name in live:
             try:
                 secret = kube.retry_transient(core.read_namespaced_secret)(self.secret, name)
             except ApiException as error:

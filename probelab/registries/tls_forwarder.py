@@ -74,6 +74,7 @@ class TlsForwarder:
                 asyncio.start_server(self._forward, *self.listen, ssl=self._server_tls)
             )
         except OSError as error:
+            self._loop.close()
             address, port = self.listen
             raise ProbelabError(
                 f"cannot serve {self.host} on {address}:{port} ({error.strerror}); "
@@ -83,14 +84,23 @@ class TlsForwarder:
         self._thread.start()
         return self
 
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the system picked, when asked for 0)."""
+        assert self._server is not None, "not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
         server = self._server
 
         async def close() -> None:
-            server.close()
-            await server.wait_closed()
+            server.close()  # no new connections; end the open ones (Docker keeps them alive)
+            open_ones = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in open_ones:
+                task.cancel()
+            await asyncio.gather(*open_ones, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -8,18 +8,19 @@ is what a user sees.
 
 import base64
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
-from probelab.aws_stub import ACCOUNT, MotoServer
+from probelab.aws_stub import ACCOUNT, ManualClock, MotoServer
 from probelab.errors import ProbelabError
 from probelab.registries.base import Credentials
 from probelab.registries.ecr import REFRESH_BEFORE, TOKEN_LIFETIME, EcrRegistry
 
+pytest_plugins = ["probelab.aws_stub"]
 REGION = "ap-northeast-2"
 HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 MOTO_PASSWORD = f"{ACCOUNT}-auth-token"  # what moto issues, every time
@@ -29,29 +30,6 @@ def test_registry(registry):
     pass
 """
 ECR_ARGS = ("--registry=ecr", "--cluster=existing", "--kube-context=never-reached")
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoServer:
-    moto.reset()
-    moto.use(monkeypatch, tmp_path)
-    return moto
 
 
 def test_repository_is_created_when_missing_and_reported_when_there(aws: MotoServer) -> None:
@@ -87,7 +65,7 @@ def test_pull_secret_is_basic_auth_for_the_ecr_host(aws: MotoServer) -> None:
 
 
 def test_expired_token_is_fetched_again_and_announced(aws: MotoServer) -> None:
-    clock = Clock()
+    clock = ManualClock()
     registry = EcrRegistry(REGION, clock=clock)
     seen: list[Credentials] = []
     registry.on_new_token(seen.append)
@@ -108,7 +86,7 @@ def test_expired_token_is_fetched_again_and_announced(aws: MotoServer) -> None:
 
 
 def test_lifetime_is_injectable(aws: MotoServer) -> None:
-    clock = Clock()
+    clock = ManualClock()
     registry = EcrRegistry(
         REGION, clock=clock, lifetime=timedelta(seconds=30), refresh_before=timedelta(0)
     )
@@ -137,15 +115,18 @@ def test_region_typo_is_a_usage_error(pytester: pytest.Pytester, aws: MotoServer
 
 
 @pytest.mark.parametrize("name", ["FastAPI", "a", "team//app", "-app", "app_", "app:1.0"])
-def test_invalid_repository_name_is_a_usage_error(
-    pytester: pytest.Pytester, aws: MotoServer, name: str
-) -> None:
-    with pytest.raises(ProbelabError, match="invalid ECR repository name"):
+def test_invalid_repository_name_is_refused_before_any_call(aws: MotoServer, name: str) -> None:
+    with pytest.raises(ProbelabError, match=f"invalid ECR repository name '{re.escape(name)}'"):
         EcrRegistry(REGION, name)
+
+
+def test_invalid_repository_name_is_a_usage_error(
+    pytester: pytest.Pytester, aws: MotoServer
+) -> None:
     pytester.makepyfile(USES_REGISTRY)
-    result = pytester.runpytest_subprocess(*ECR_ARGS, f"--ecr-repository={name}")
+    result = pytester.runpytest_subprocess(*ECR_ARGS, "--ecr-repository=Team/App")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*--ecr-repository: invalid ECR repository name '{name}'*"])
+    result.stderr.fnmatch_lines(["*--ecr-repository: invalid ECR repository name 'Team/App'*"])
 
 
 def test_no_credentials_names_the_chain_boto3_tried(
@@ -190,6 +171,12 @@ def test_access_denied_says_what_was_denied(
             "User: arn:aws:iam::123456789012:user/student is not authorized*"
         ]
     )
+
+
+def test_unknown_profile_is_one_line(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ProbelabError, match=r"\(no-such-profile\) could not be found: check"):
+        EcrRegistry(REGION)
 
 
 def test_rejected_credentials_name_where_they_came_from(
