@@ -9,13 +9,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from probelab.commands import Subparsers, cluster, doctor, verify
+from probelab.commands import Subparsers, cluster, doctor, observe, predict, verify
 from probelab.errors import ProbelabError
 from probelab.secrets import SECRETS, install_log_masking
 
 # Each subcommand lives in its own module under probelab/commands and adds its parser here.
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     cluster.register,
+    predict.register,
+    observe.register,
     verify.register,
     doctor.register,
 )
