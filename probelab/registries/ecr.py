@@ -194,19 +194,26 @@ class EcrRegistry(Registry):
         `created` says which happened; an existing repository is reported, not an error.
         """
         found = self._describe_repository()
-        self.created = found is None
+        self.created = False
         if found is None:
-            with self._aws(f"ecr:CreateRepository {self.repository_name}"):
-                try:
-                    found = self._ecr.create_repository(repositoryName=self.repository_name)
-                    found = found["repository"]
-                except self._ecr.exceptions.RepositoryAlreadyExistsException:
-                    self.created = False  # someone else created it a moment ago
-            found = found or self._describe_repository()
+            found = self._create_repository()
+            self.created = found is not None
+        if found is None:  # created by someone else between our two calls
+            found = self._describe_repository()
         if found is None:
-            raise ProbelabError(f"ECR repository {self.repository_name} vanished while made")
+            raise ProbelabError(f"ECR repository {self.repository_name} was deleted meanwhile")
         self._uri = str(found["repositoryUri"])
         return self._uri
+
+    def _create_repository(self) -> dict[str, Any] | None:
+        with self._aws(f"ecr:CreateRepository {self.repository_name}"):
+            try:
+                created: dict[str, Any] = self._ecr.create_repository(
+                    repositoryName=self.repository_name
+                )["repository"]
+            except self._ecr.exceptions.RepositoryAlreadyExistsException:
+                return None
+        return created
 
     def _describe_repository(self) -> dict[str, Any] | None:
         account = self.caller_account()
@@ -272,16 +279,20 @@ class EcrRegistry(Registry):
             data = self._ecr.get_authorization_token()["authorizationData"][0]
         self.token_fetches += 1
         username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-        credentials = Credentials(username, password)  # registers the password as a secret
-        SECRETS.register(str(data["authorizationToken"]))
+        # Credentials registers the password, and `AWS:password` in base64 (the token itself).
+        credentials = Credentials(username, password)
         return Token(credentials, self._due(issued, data["expiresAt"]))
 
     def _due(self, issued: datetime, expires_at: datetime) -> datetime:
         if self._lifetime is not None:
             expires_at = issued + self._lifetime
         elif expires_at <= issued:
-            # moto states a fixed date in 2015; a real endpoint would never be this late.
-            log.warning("the ECR endpoint says its token expired already; assuming 12 hours")
+            # moto dates every token 2015; from AWS this means the machine's clock is off.
+            log.warning(
+                "the ECR token's expiry %s is not after now (%s); assuming ECR's 12 hours",
+                expires_at.isoformat(),
+                issued.isoformat(timespec="seconds"),
+            )
             expires_at = issued + TOKEN_LIFETIME
         return max(issued, expires_at - self._refresh_before)
 

@@ -2,9 +2,10 @@
 
 kubelet reads a pull secret each time it pulls, so a secret holding a 12-hour token breaks
 every pull (a restarted pod's too) once the token expires. When the registry's token is
-due, the refresher fetches a new one and replaces `ecr-regcred` in every namespace probelab
-made (label `probelab.dev/run`) whose secret is for this registry's host; secrets for other
-registries and namespaces probelab did not make are left alone.
+due, the refresher fetches a new one, and whenever the token changes (whoever fetched it)
+it replaces `ecr-regcred` in every namespace probelab made (label `probelab.dev/run`) whose
+secret is for this registry's host; secrets for other registries and namespaces probelab
+did not make are left alone.
 """
 
 import base64
@@ -24,7 +25,7 @@ RETRY_AFTER = 60.0  # after a failed refresh (AWS or the API server unreachable)
 
 
 class PullSecretRefresher:
-    """Replaces the lab's pull secrets with a fresh token whenever the token is due."""
+    """Replaces the lab's pull secrets whenever the registry's token changes."""
 
     def __init__(
         self, registry: EcrRegistry, api: client.ApiClient, *, secret: str = PULL_SECRET
@@ -32,14 +33,20 @@ class PullSecretRefresher:
         self.registry = registry
         self.api = api
         self.secret = secret
+        self._seen = registry.token_fetches
         self._stop = threading.Event()
+        # Whoever fetches the new token (this thread, or a lab adding its secret) wakes us.
+        self._wake = threading.Event()
+        registry.on_new_token(lambda _: self._wake.set())
         self._thread: threading.Thread | None = None
 
     def refresh_if_due(self) -> list[str]:
-        """Refresh when the token is due; the namespaces whose secret was replaced."""
-        if self.registry.seconds_until_due() > 0:
+        """Fetch a new token if the current one is due; if the token changed since the last
+        call, replace the secrets. The namespaces whose secret was replaced."""
+        config = self.registry.docker_config_json()  # fetches the token when it is due
+        if self.registry.token_fetches == self._seen:
             return []
-        config = self.registry.docker_config_json()  # fetches the new token
+        self._seen = self.registry.token_fetches
         replaced = []
         for namespace in self._namespaces_with_secret():
             try:
@@ -82,13 +89,18 @@ class PullSecretRefresher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
 
     def _run(self) -> None:
-        # Waits on the stop event until the token is due: stopping never waits for a timer.
+        # Waits on an event until the token is due: a new token or `stop` ends it at once.
         delay = self.registry.seconds_until_due()
-        while not self._stop.wait(delay):
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.refresh_if_due()
                 delay = self.registry.seconds_until_due()
