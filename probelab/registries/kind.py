@@ -208,6 +208,10 @@ def _default_state_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "probelab" / "kind"
 
 
+class _Exited(ProbelabError):
+    """The registry container stopped: waiting longer cannot help."""
+
+
 class KindRegistry(Registry):
     """The registry provider for a kind cluster's local registry."""
 
@@ -296,10 +300,14 @@ class KindRegistryServer:
         image = str(options.pop("image"))
         self._pull_if_missing(image)
         created = self.engine.containers.create(image, **options)
-        htpasswd = htpasswd_line(creds.username, creds.password)
-        _copy_in(created, {f"{_HTPASSWD_DIR}/htpasswd": htpasswd})
-        created.start()
-        self.wait_ready()
+        try:
+            htpasswd = htpasswd_line(creds.username, creds.password)
+            _copy_in(created, {f"{_HTPASSWD_DIR}/htpasswd": htpasswd})
+            created.start()
+            self.wait_ready()
+        except BaseException:  # a registry that never came up is not left behind
+            created.remove(force=True)
+            raise
         return True
 
     def _pull_if_missing(self, image: str) -> None:
@@ -318,10 +326,13 @@ class KindRegistryServer:
             for attempt in tenacity.Retrying(
                 stop=tenacity.stop_after_delay(READY_TIMEOUT),
                 wait=tenacity.wait_fixed(0.2),
-                retry=tenacity.retry_if_exception_type(ProbelabError),
+                retry=tenacity.retry_if_exception(
+                    lambda e: isinstance(e, ProbelabError) and not isinstance(e, _Exited)
+                ),
                 reraise=True,
             ):
                 with attempt:
+                    self._raise_if_exited()
                     status = anonymous_status(host, timeout=2.0)
         except ProbelabError as error:
             logs = self._log_tail()
@@ -330,6 +341,16 @@ class KindRegistryServer:
             raise ProbelabError(
                 f"the registry at {host} answered {status} without credentials, not 401"
             )
+
+    def _raise_if_exited(self) -> None:
+        container = self.container()
+        if container is None:
+            return
+        # With restart=always a failing registry shows as restarting, not exited.
+        if container.status in ("exited", "dead", "restarting") or container.attrs.get(
+            "RestartCount"
+        ):
+            raise _Exited(f"the registry container exited ({container.status})")
 
     def _log_tail(self) -> str:
         container = self.container()

@@ -178,6 +178,23 @@ def test_a_foreign_container_under_the_name_is_left_alone(
         foreign.remove(force=True)
 
 
+def test_a_registry_that_cannot_start_is_removed_with_its_logs(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """An image that exits at once (plain Python with no program) in place of the registry."""
+    settings = KindRegistrySettings(
+        name=f"probelab-test-registry-{uuid.uuid4().hex[:6]}",
+        port=_free_port(),
+        image=BASE_IMAGE,
+        network="host",
+        state_dir=tmp_path,
+    )
+    server = KindRegistryServer(engine, settings)
+    with pytest.raises(ProbelabError, match="registry container exited"):
+        server.ensure()
+    assert server.container() is None
+
+
 @pytest.fixture
 def node(engine: docker.DockerClient) -> Iterator[Container]:
     """A container standing in for a kind node: only its filesystem matters here."""
