@@ -116,11 +116,16 @@ class TlsForwarder:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            # `stop` ends open connections; the pipes closed both writers. Ending normally
+            # keeps asyncio's stream callback from reporting the cancellation as an error.
+            return
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy one direction until it ends, then close the other side's writing half."""
+    """Copy one direction until it ends, then close where it was copied to."""
     try:
         while chunk := await reader.read(_CHUNK):
             writer.write(chunk)
