@@ -37,6 +37,7 @@ DURATIONS = {
     "ignores-sigterm": 50,
     "readiness-only": 25,
     "slow-health": 55,
+    "dependency-in-liveness": 45,
 }
 
 

@@ -9,7 +9,16 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from probelab.commands import Subparsers, cluster, doctor, observe, predict, verify
+from probelab.commands import (
+    Subparsers,
+    cluster,
+    diagnose,
+    doctor,
+    lint,
+    observe,
+    predict,
+    verify,
+)
 from probelab.errors import ProbelabError
 from probelab.secrets import SECRETS, install_log_masking
 
@@ -18,6 +27,8 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     cluster.register,
     predict.register,
     observe.register,
+    diagnose.register,
+    lint.register,
     verify.register,
     doctor.register,
 )

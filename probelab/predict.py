@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from probelab.deadlines import (
+    KUBELET_LAG,
     MIN_STOP_GRACE,
     RESTART_BACKOFF_INITIAL,
     RESTART_BACKOFF_MAX,
@@ -67,6 +68,7 @@ LAB_IMAGE = "fastapi-health"
 """Repository name of the lab's image, wherever it was pushed."""
 _EPSILON = 1e-6
 KNIFE_EDGE = 0.25
+PHASE_STEP = 0.25  # how finely `latest` tries the phase of probe ticks
 """How close to a back-off window a run must end for the outcome to be a coin toss."""
 
 
@@ -114,6 +116,15 @@ def _probes(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def is_lab_image(image: str) -> bool:
     """The lab's app, whether still the seed's placeholder or pushed to a registry."""
     return image_repository(image).rsplit("/", 1)[-1] == LAB_IMAGE
+
+
+def env_of(container: Mapping[str, Any]) -> dict[str, str]:
+    """A container's literal env values (``valueFrom`` entries cannot be known here)."""
+    return {
+        str(e.get("name")): str(e.get("value", ""))
+        for e in container.get("env") or []
+        if isinstance(e, Mapping) and "value" in e
+    }
 
 
 def container_port(container: Mapping[str, Any], port: object) -> int | None:
@@ -834,12 +845,7 @@ def app_for(node: Node, *, other: App | None = None, **overrides: Any) -> AppFor
 
     def choose(container: Mapping[str, Any]) -> App:
         if is_lab_image(str(container.get("image", ""))):
-            env = {
-                str(e.get("name")): str(e.get("value", ""))
-                for e in container.get("env") or []
-                if isinstance(e, Mapping)
-            }
-            app = App.lab(env, node)
+            app = App.lab(env_of(container), node)
         else:
             app = other or App(stop=node.app_stop)
         return replace(app, **overrides) if overrides else app
@@ -890,6 +896,32 @@ def predict(
         for pod in read_pods(path)
     ]
     return Timelines("predict", duration, pods)
+
+
+def latest(
+    pod: PodUnderTest,
+    when: Callable[[ContainerTimeline], float | None],
+    *,
+    container: int = 0,
+    horizon: float = 600.0,
+    kubelet: Kubelet | None = None,
+) -> float:
+    """A deadline for a lab: the latest time, in seconds since the first container start,
+    at which ``when`` first holds, with every latency at its worst, every phase of the
+    probe ticks against the start, either side of a back-off knife edge, plus KUBELET_LAG.
+    """
+    worst = Node().latest()
+    periods = [_probe_settings(p).period for _, _, p in probes_of(pod)] or [1]
+    found = []
+    for step in range(int(max(periods) / PHASE_STEP) + 1):
+        for check in (worst.check, -KNIFE_EDGE):
+            node = replace(worst, sandbox=step * PHASE_STEP, check=check)
+            timelines = predict_pod(pod, duration=horizon, node=node, kubelet=kubelet)
+            at = when(timelines.containers[container])
+            if at is None:
+                raise ProbelabError(f"{pod.source}: not predicted within {horizon:g}s")
+            found.append(at)
+    return max(found) + KUBELET_LAG
 
 
 def probes_of(pod: PodUnderTest) -> Iterator[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:

@@ -1,0 +1,322 @@
+"""The probe checks that matter, read from a manifest: each finding names the field and
+the fix.
+
+Structural checks hold for any image: a probe port the container does not expose (by
+number or name), a gRPC probe on a named port, liveness identical to readiness, and with a
+known startup time (``--startup-time``) a liveness or startup budget shorter than it. For
+the lab image the app is known (:class:`probelab.predict.App`), so every probe is also
+played against it: a path it does not serve, a timeout shorter than its health check, a
+command its image lacks, a liveness check that includes a dependency, a slow start
+without a ``startupProbe``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from probelab import deadlines
+from probelab.predict import (
+    App,
+    Node,
+    PodUnderTest,
+    container_port,
+    declared_ports,
+    env_of,
+    is_lab_image,
+    probe_outcome,
+    probes_of,
+    read_pods,
+)
+
+HANDLERS = ("httpGet", "tcpSocket", "grpc", "exec")
+HEALTH_PATH = "/healthz"  # the lab app's process-only check
+STARTUP_MARGIN = 1.5  # a startup budget should cover the known startup this many times
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where, what, and the manifest change that fixes it."""
+
+    severity: str  # "error" or "warning"
+    where: str  # "path: Pod/name container app"
+    field: str  # "livenessProbe.httpGet.port"
+    message: str
+    fix: Mapping[str, Any]  # a fragment of the container, to merge into it
+
+    def render(self) -> str:
+        fix = yaml.safe_dump(dict(self.fix), default_flow_style=True, width=1000).strip()
+        return f"{self.where}: {self.severity}: {self.field}: {self.message}; fix: {fix}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "where": self.where,
+            "field": self.field,
+            "message": self.message,
+            "fix": dict(self.fix),
+        }
+
+
+def lint(path: Path, *, startup_time: float | None = None) -> list[Finding]:
+    """Every finding for every container of every pod in the manifest."""
+    return [
+        finding
+        for pod in read_pods(path)
+        for container in pod.spec["containers"]
+        for finding in check_container(
+            pod, container, where=f"{path}: {pod.source}", startup_time=startup_time
+        )
+    ]
+
+
+def check_container(
+    pod: PodUnderTest,
+    container: Mapping[str, Any],
+    *,
+    where: str,
+    startup_time: float | None = None,
+) -> list[Finding]:
+    """The findings for one container's probes."""
+    name = str(container.get("name", ""))
+    checker = _Checker(f"{where} container {name}", container)
+    checker.structure()
+    if is_lab_image(str(container.get("image", ""))):
+        checker.lab_app()
+    known = startup_time if startup_time is not None else checker.lab_startup()
+    if known is not None:
+        checker.budget(known)
+    return checker.findings
+
+
+class _Checker:
+    def __init__(self, where: str, container: Mapping[str, Any]) -> None:
+        self.where = where
+        self.container = container
+        self.probes = {
+            kind: probe
+            for c, kind, probe in probes_of(PodUnderTest("", {"containers": [container]}, ""))
+            if c is container
+        }
+        self.findings: list[Finding] = []
+        self.flagged: set[str] = set()  # probe kinds already found failing for good
+
+    def add(
+        self, severity: str, kind: str, field: str, message: str, fix: Mapping[str, Any]
+    ) -> None:
+        self.flagged.add(kind)
+        self.findings.append(
+            Finding(severity, self.where, f"{kind}Probe.{field}", message, {f"{kind}Probe": fix})
+        )
+
+    # any image ---------------------------------------------------------------------
+    def structure(self) -> None:
+        declared = sorted(declared_ports(self.container))
+        only = declared[0] if len(declared) == 1 else None
+        for kind, probe in self.probes.items():
+            handler = next((h for h in HANDLERS if isinstance(probe.get(h), Mapping)), None)
+            if handler is None:
+                self.add("error", kind, "handler", "no httpGet, tcpSocket, grpc or exec", {})
+                continue
+            port = probe[handler].get("port")
+            if handler == "grpc" and not isinstance(port, int):
+                number = container_port(self.container, port)
+                self.add(
+                    "error",
+                    kind,
+                    "grpc.port",
+                    f"gRPC probes take a port number, not the name {port!r}",
+                    {"grpc": {"port": number if number is not None else only or 0}},
+                )
+            elif handler in ("httpGet", "tcpSocket"):
+                self._port(kind, handler, port, declared, only)
+        self._same_liveness_and_readiness()
+
+    def _port(
+        self, kind: str, handler: str, port: object, declared: list[int], only: int | None
+    ) -> None:
+        number = container_port(self.container, port)
+        field = f"{handler}.port"
+        fix = {handler: {"port": only}} if only is not None else {handler: {"port": "<port>"}}
+        if number is None:
+            names = [p.get("name") for p in self.container.get("ports") or [] if p.get("name")]
+            self.add(
+                "error",
+                kind,
+                field,
+                f"no containerPort is named {port!r} (named: {', '.join(names) or 'none'})",
+                fix,
+            )
+        elif declared and number not in declared:
+            exposed = ", ".join(map(str, declared))
+            self.add("error", kind, field, f"{number} is not a containerPort ({exposed})", fix)
+
+    def _same_liveness_and_readiness(self) -> None:
+        liveness, readiness = self.probes.get("liveness"), self.probes.get("readiness")
+        if liveness is None or readiness is None:
+            return
+        if _handler(liveness) == _handler(readiness):
+            self.findings.append(
+                Finding(
+                    "warning",
+                    self.where,
+                    "livenessProbe",
+                    "liveness is the same check as readiness: if that check includes a "
+                    "dependency, its outage restarts this container",
+                    {"livenessProbe": {"httpGet": {"path": HEALTH_PATH}}},
+                )
+            )
+
+    # the lab app -------------------------------------------------------------------
+    def lab_startup(self) -> float | None:
+        """How long the lab app takes to answer, from its knobs (None: not slow)."""
+        if not is_lab_image(str(self.container.get("image", ""))):
+            return None
+        app = App.lab(env_of(self.container), Node())
+        return app.boot if app.boot > Node().app_boot else None
+
+    def lab_app(self) -> None:
+        env = env_of(self.container)
+        app = App.lab(env, Node())
+        steady = app.boot + 1.0  # booted, before any health failure the knobs schedule
+        for kind, probe in self.probes.items():
+            if kind in self.flagged:
+                continue
+            outcome = probe_outcome(probe, self.container, app, steady)
+            if not outcome.ok:
+                self._explain(kind, probe, outcome.why, env)
+        liveness = self.probes.get("liveness")
+        dependency = env.get("READY_DEPENDENCY_URL")
+        path = _handler(liveness)[1].get("path") if liveness else None
+        if dependency and path == app.ready_path and "liveness" not in self.flagged:
+            self.add(
+                "error",
+                "liveness",
+                "httpGet.path",
+                f"{path} checks the dependency {dependency}: its outage would restart this "
+                "container, which cannot bring it back",
+                {"httpGet": {"path": HEALTH_PATH}},
+            )
+
+    def _explain(self, kind: str, probe: Mapping[str, Any], why: str, env: dict[str, str]) -> None:
+        handler, spec = _handler(probe)
+        if why.startswith("connection refused"):
+            self.add(
+                "error",
+                kind,
+                f"{handler}.port",
+                f"{why}: the lab app listens on 8080 only",
+                {handler: {"port": 8080}},
+            )
+        elif why.startswith("timeout"):
+            delay = float(env.get("HEALTH_DELAY", "0"))
+            self.add(
+                "error",
+                kind,
+                "timeoutSeconds",
+                f"{why}, longer than timeoutSeconds {probe.get('timeoutSeconds', 1)}: every "
+                "probe times out",
+                {"timeoutSeconds": math.ceil(delay) + 1},
+            )
+        elif "executable file not found" in why:
+            self.add(
+                "error",
+                kind,
+                "exec.command",
+                f"{why} in the lab image",
+                {"exec": {"command": ["python3", "-c", _PYTHON_GET]}},
+            )
+        elif why.startswith("HTTP 503") and spec.get("path") == "/ready":
+            if kind == "readiness":
+                return  # readiness is where a dependency belongs
+            self.add(
+                "error",
+                kind,
+                f"{handler}.path",
+                f"{why}: its dependency {env.get('READY_DEPENDENCY_URL')} does not answer",
+                {handler: {"path": HEALTH_PATH}},
+            )
+        elif why.startswith("HTTP 5"):
+            return  # the app's own knobs make it unhealthy: a runtime story, not a typo
+        elif why.startswith("HTTP"):
+            target = "/ready" if kind == "readiness" else HEALTH_PATH
+            self.add(
+                "error",
+                kind,
+                f"{handler}.path",
+                f"{why}: the lab app serves {target} for this",
+                {handler: {"path": target}},
+            )
+        else:
+            self.add("error", kind, handler, why, {})
+
+    # a known startup time ---------------------------------------------------------
+    def budget(self, startup: float) -> None:
+        liveness, start = self.probes.get("liveness"), self.probes.get("startup")
+        needed = math.ceil(startup * STARTUP_MARGIN)
+        if start is not None:
+            settings = deadlines.ProbeSettings.from_manifest(start)
+            assert settings is not None
+            budget = settings.initial_delay + settings.failure_threshold * settings.period
+            if budget < startup and "startup" not in self.flagged:
+                self.add(
+                    "error",
+                    "startup",
+                    "failureThreshold",
+                    f"the startup budget ({budget}s: initialDelaySeconds + failureThreshold x "
+                    f"periodSeconds) is shorter than the app's {startup:g}s startup",
+                    {"failureThreshold": math.ceil(needed / settings.period)},
+                )
+            return
+        if liveness is None or "liveness" in self.flagged:
+            return
+        earliest = deadlines.liveness_kill_earliest(liveness)
+        patch = {"startupProbe": _startup_probe(liveness, needed)}
+        if earliest < startup:
+            self.findings.append(
+                Finding(
+                    "error",
+                    self.where,
+                    "startupProbe",
+                    f"liveness can kill the app {earliest:g}s after it starts, before its "
+                    f"{startup:g}s startup ends; a startupProbe holds liveness back",
+                    patch,
+                )
+            )
+        else:
+            self.findings.append(
+                Finding(
+                    "warning",
+                    self.where,
+                    "startupProbe",
+                    f"the app takes {startup:g}s to start and only initialDelaySeconds covers "
+                    "it; a startupProbe waits exactly as long as needed",
+                    patch,
+                )
+            )
+
+
+_PYTHON_GET = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=1)"
+
+
+def _handler(probe: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any]]:
+    for name in HANDLERS:
+        if probe is not None and isinstance(probe.get(name), Mapping):
+            return name, probe[name]
+    return "", {}
+
+
+def _startup_probe(liveness: Mapping[str, Any], needed: int) -> dict[str, Any]:
+    """A startupProbe with liveness's check and a budget of ``needed`` seconds."""
+    name, spec = _handler(liveness)
+    period = 2 if needed <= 60 else 5
+    return {name: dict(spec), "periodSeconds": period, "failureThreshold": -(-needed // period)}
+
+
+def errors(findings: Iterator[Finding] | list[Finding]) -> int:
+    return sum(1 for f in findings if f.severity == "error")
