@@ -34,7 +34,7 @@ DURATIONS = {
     "health-fails-later": 80,
     "exec-probe": 55,
     "tcp-probe": 45,
-    "ignores-sigterm": 50,
+    "ignores-sigterm": 45,
     "readiness-only": 25,
     "slow-health": 55,
     "dependency-in-liveness": 45,

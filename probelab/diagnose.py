@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import deadlines, kube
 from probelab.errors import ProbelabError
+from probelab.lint import lab_startup, startup_needed
 from probelab.predict import PROBE_KINDS, container_port, declared_ports, env_of, is_lab_image
 
 LOG_LINES = 200
@@ -327,27 +328,25 @@ def _slow_start(
     settings = deadlines.ProbeSettings.from_manifest(probe)
     assert settings is not None
     budget = settings.initial_delay + settings.failure_threshold * settings.period
-    env = env_of(container)
-    known = float(env.get("STARTUP_SLEEP", "0") or 0) if env.get("SLOW_START") == "1" else 0.0
+    known = lab_startup(container)
     ran = _last_run(evidence, name)
-    needed = math.ceil(known * 1.5 if known else max((ran or budget) * 2, 30))
-    seen = f"it ran {ran:.0f}s and " if ran else ""
-    start_takes = f" (it sleeps {known:g}s at startup)" if known else ""
+    needed = startup_needed(known) if known else math.ceil(max((ran or budget) * 2, 30))
+    seen = f"; it ran {ran:.0f}s and" if ran else "; it"
+    needs = f" while the app needs about {known:.0f}s" if known else ""
     if kind == "startup":
-        period = settings.period
         return Cause(
             "startup-budget",
-            f"the startup probe of container {name} allows {budget}s, but the app needs longer to "
-            f"start{start_takes}: {seen}was killed before it ever listened",
+            f"the startup probe of container {name} allows {budget}s{needs}{seen} was "
+            "killed before it ever listened",
             name,
-            {"startupProbe": {"failureThreshold": -(-needed // period)}},
+            {"startupProbe": {"failureThreshold": -(-needed // settings.period)}},
         )
     handler = next(h for h in ("httpGet", "tcpSocket", "grpc", "exec") if h in probe)
     return Cause(
         "slow-start",
-        f"startup is slower than the liveness budget of container {name} (about "
-        f"{budget}s){start_takes}: {seen}was killed before it ever listened; a startupProbe "
-        "holds liveness back until the app answers",
+        f"startup is slower than the liveness budget of container {name}: liveness gives "
+        f"up after about {budget}s{needs}{seen} was killed before it ever listened; a "
+        "startupProbe holds liveness back until the app answers",
         name,
         {
             "startupProbe": {

@@ -88,7 +88,7 @@ def check_container(
     checker.structure()
     if is_lab_image(str(container.get("image", ""))):
         checker.lab_app()
-    known = startup_time if startup_time is not None else checker.lab_startup()
+    known = startup_time if startup_time is not None else lab_startup(container)
     if known is not None:
         checker.budget(known)
     return checker.findings
@@ -173,13 +173,6 @@ class _Checker:
             )
 
     # the lab app -------------------------------------------------------------------
-    def lab_startup(self) -> float | None:
-        """How long the lab app takes to answer, from its knobs (None: not slow)."""
-        if not is_lab_image(str(self.container.get("image", ""))):
-            return None
-        app = App.lab(env_of(self.container), Node())
-        return app.boot if app.boot > Node().app_boot else None
-
     def lab_app(self) -> None:
         env = env_of(self.container)
         app = App.lab(env, Node())
@@ -258,7 +251,7 @@ class _Checker:
     # a known startup time ---------------------------------------------------------
     def budget(self, startup: float) -> None:
         liveness, start = self.probes.get("liveness"), self.probes.get("startup")
-        needed = math.ceil(startup * STARTUP_MARGIN)
+        needed = startup_needed(startup)
         if start is not None:
             settings = deadlines.ProbeSettings.from_manifest(start)
             assert settings is not None
@@ -302,6 +295,19 @@ class _Checker:
 
 
 _PYTHON_GET = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=1)"
+
+
+def lab_startup(container: Mapping[str, Any]) -> float | None:
+    """How long the lab app takes to answer, from its knobs (None: not a slow start)."""
+    if not is_lab_image(str(container.get("image", ""))):
+        return None
+    app = App.lab(env_of(container), Node())
+    return app.boot if app.boot > Node().app_boot else None
+
+
+def startup_needed(startup: float) -> int:
+    """The startup budget to ask for, in whole seconds: the known startup with a margin."""
+    return math.ceil(startup * STARTUP_MARGIN)
 
 
 def _handler(probe: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any]]:

@@ -262,7 +262,7 @@ class Node:
     check: float = 0.02  # an exit -> the back-off check in the same sync
     jitter: float = 0.25  # the pod worker's requeue jitter, as a fraction of the wait
     pickup: float = 0.5  # the sync loop's 1 s tick picking a due pod
-    app_boot: float = 0.3  # the lab app: start -> uvicorn listening
+    app_boot: float = 0.7  # the lab app: start -> uvicorn listening, with pods starting alongside
     app_born: float = 0.25  # the lab app: start -> its clock (create_app) starts
     app_stop: float = 0.25  # the lab app: SIGTERM -> exited
     app_exec: float = 0.2  # the lab app: an exec probe running python3
@@ -531,11 +531,16 @@ class _Container:
             self.result.ready_at = at
 
     def gone(self, instance: _Instance, reason: str) -> None:
-        """The status after an exit: not ready, unless a container without a readiness
-        probe was already restarted (running and started counts as ready)."""
-        replaced = self.instances[-1] is not instance
-        if self.worker("readiness") is not None or not replaced:
+        """The status after an exit: not ready, unless the same relist already saw the
+        next instance, whose own first status then decides (see first_look)."""
+        if self.instances[-1] is instance:
             self.set_ready(False, self.now, reason)
+
+    def first_look(self, worker: _Worker, instance: _Instance, at: float) -> None:
+        """A new container starts not ready, unless the readiness probe the sync ran at once
+        passed before kubelet wrote the status: the API then never shows the dip."""
+        if worker.seen is instance and worker.result is not True:
+            self.set_ready(False, at, "new container")
 
     def later(self, when: float, ready: bool, reason: str) -> None:
         self.at(when, lambda: self.set_ready(ready, when, reason))
@@ -705,6 +710,7 @@ class _Container:
                 # Setting the initial failure is an update, whose sync runs once the
                 # current one is done (measured: about a second later).
                 self.at(tick + self.node.follow_up, self.pod_sync)
+                self.at(tick + self.node.publish, partial(self.first_look, worker, instance, tick))
         if worker.on_hold:
             return 0.0
         if instance.exit is not None and instance.exit <= tick:
