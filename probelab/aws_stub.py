@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from probelab.errors import ProbelabError
+
 ACCOUNT = "123456789012"
 STARTUP_TIMEOUT = 30.0
 _READY = re.compile(r"Running on (http://127\.0\.0\.1:\d+)")
@@ -162,27 +164,33 @@ def _wait_for_url(lines: "queue.Queue[str | None]") -> str:
         try:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise RuntimeError(f"moto printed no address within {STARTUP_TIMEOUT:.0f}s") from None
+            raise ProbelabError(f"moto printed no address within {STARTUP_TIMEOUT:.0f}s") from None
         if line is None:
-            raise RuntimeError("moto exited before listening:\n" + "".join(seen))
+            last = seen[-1].strip() if seen else "no output"
+            raise ProbelabError(f"moto stopped before listening (moto[server] installed?): {last}")
         seen.append(line)
         if match := _READY.search(line):
             return match.group(1)
 
 
-def main() -> None:
+def main() -> int:
     """Run a stand-in until Ctrl-C or SIGTERM, printing what points boto3 at it."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the server is stopped too
-    with (
-        MotoServer.running() as server,
-        tempfile.TemporaryDirectory(prefix="probelab-aws-stub-") as home,
-    ):
-        for name, value in server.environment(Path(home)).items():
-            print(f"export {name}={shlex.quote(value)}" if value else f"unset {name}")
-        print("# moto answers at", server.url, "until Ctrl-C", flush=True)
-        with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    try:
+        with (
+            MotoServer.running() as server,
+            tempfile.TemporaryDirectory(prefix="probelab-aws-stub-") as home,
+        ):
+            for name, value in server.environment(Path(home)).items():
+                print(f"export {name}={shlex.quote(value)}" if value else f"unset {name}")
+            print("# moto answers at", server.url, "until Ctrl-C", flush=True)
+            with suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except ProbelabError as error:
+        print(f"probelab.aws_stub: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
