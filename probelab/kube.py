@@ -108,13 +108,13 @@ def watch_until(
                     list_func,
                     resource_version=version,
                     timeout_seconds=max(1, int(remaining)),
-                    allow_watch_bookmarks=True,
                     **list_kwargs,
                 )
                 for event in stream:
-                    obj = event["object"]
-                    version = obj.metadata.resource_version
-                    if event["type"] in ("ADDED", "MODIFIED") and (result := check(obj)):
+                    version = event["raw_object"]["metadata"]["resourceVersion"]
+                    if event["type"] in ("ADDED", "MODIFIED") and (
+                        result := check(event["object"])
+                    ):
                         return result
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
         except ApiException as error:
