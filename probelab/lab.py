@@ -88,10 +88,16 @@ class Lab:
             self.apply(manifest)
         return self
 
+    def stop_recording(self) -> None:
+        """Ask the watches to end; several labs can wind down at the same time."""
+        if self._recorder is not None:
+            self._recorder.stop()
+
     def close(self) -> None:
         """Stop recording and delete the namespace (without waiting for it to go)."""
         if self._recorder is not None:
             self._recorder.stop()
+            self._recorder.join()
         kube.delete_namespace(self.api, self.namespace)
 
     def manifest(self, name: str) -> list[dict[str, Any]]:
@@ -162,12 +168,22 @@ class Lab:
                 return spec
         raise KeyError(f"no pod {pod} in {manifest}")
 
+    def previous_logs(self) -> dict[str, str]:
+        """`kubectl logs --previous` of every pod that restarted, by pod name."""
+        pods = sorted({obs.pod for obs in self.timeline.pods()})
+        return {
+            pod: self.logs(pod, previous=True)
+            for pod in pods
+            if self.timeline.max_restarts(pod) > 0
+        }
+
     def evidence(self) -> str:
         """What a student would look at: the `get -w` view, events and previous logs."""
         parts = [f"namespace {self.namespace}", self.timeline.render()]
-        for pod in sorted({obs.pod for obs in self.timeline.pods()}):
-            if self.timeline.max_restarts(pod) > 0:
-                parts.append(f"--- kubectl logs {pod} --previous\n{self.logs(pod, previous=True)}")
+        parts += [
+            f"--- kubectl logs {pod} --previous\n{logs}"
+            for pod, logs in self.previous_logs().items()
+        ]
         return "\n\n".join(parts)
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 from kubernetes import client
@@ -29,6 +29,7 @@ from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.secrets import SECRETS, install_log_masking
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
 RECORDS = pytest.StashKey[list[ScenarioRecord]]()  # for the report, in scenario order
 REGISTRY_CHOICES = ("auto", "local", "kind", "ecr")
@@ -83,7 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir",
         default=None,
         type=Path,
-        help="write each scenario's timeline, events and logs here",
+        help="write the lab report here: an index and, per scenario, Markdown and HTML "
+        "pages with its timeline, events, previous logs and a picture",
     )
     group.addoption(
         "--app-dir", default=ROOT / "app", type=Path, help="build context of the lab image"
@@ -135,19 +137,29 @@ def _fail(error: ProbelabError) -> NoReturn:
     pytest.fail(SECRETS.mask(str(error)), pytrace=False)
 
 
+def _or_fail(action: Callable[[], T]) -> T:
+    """Run `action`; a ProbelabError fails the test with its one line.
+
+    The failure is raised outside the `except` block so pytest shows no exception chain.
+    """
+    try:
+        return action()
+    except ProbelabError as error:
+        failure = error
+    _fail(failure)
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     """The cluster of this session; brought up when none is given (never skipped)."""
     option = request.config.getoption
-    teardown: Callable[[], None] = lambda: None  # noqa: E731
-    try:
-        handle, teardown = clusters.bring_up(
+    handle, teardown = _or_fail(
+        lambda: clusters.bring_up(
             clusters.choose(option("cluster")),
             kubeconfig=option("kubeconfig"),
             context=option("kube_context"),
         )
-    except ProbelabError as error:
-        _fail(error)
+    )
     yield handle
     if not option("keep_cluster"):
         teardown()
@@ -155,11 +167,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 
 @pytest.fixture(scope="session")
 def kube_api(cluster: ClusterHandle) -> Iterator[client.ApiClient]:
-    api = kube.api_client(cluster.kubeconfig, cluster.context)
-    try:
-        kube.check_reachable(api)
-    except ProbelabError as error:
-        _fail(error)
+    api = _or_fail(lambda: kube.api_client(cluster.kubeconfig, cluster.context))
+    _or_fail(lambda: kube.check_reachable(api))
     yield api
     api.close()
 
@@ -171,17 +180,15 @@ def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Iterator
     if choice == "ecr":
         ecr_masking.install(request.config)  # the token stays out of pytest's output
         with ExitStack() as stack:
-            try:
+
+            def open_provider() -> ecr.EcrRegistry:
                 provider = ecr.EcrRegistry(option("ecr_region"), option("ecr_repository"))
                 provider.ensure_repository()  # AWS problems first, before any cluster work
                 api = request.getfixturevalue("kube_api")
                 stack.enter_context(open_ecr(provider, cluster, api))
-                failure = None
-            except ProbelabError as error:
-                failure = error
-            if failure is not None:
-                _fail(failure)  # outside `except`, so pytest shows one line, not a chain
-            yield provider
+                return provider
+
+            yield _or_fail(open_provider)
         return
     if choice in ("auto", cluster.provider) and cluster.registry is not None:
         yield cluster.registry
@@ -197,14 +204,13 @@ def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Iterator
 @pytest.fixture(scope="session")
 def lab_image(request: pytest.FixtureRequest, cluster: ClusterHandle, registry: Registry) -> str:
     """The lab app built from `app/` and pushed, tagged by content."""
+    engine = _or_fail(lambda: docker_client(cluster.docker_host))
     try:
-        engine = docker_client(cluster.docker_host)
-        try:
-            return build_and_push(engine, request.config.getoption("app_dir"), registry)
-        finally:
-            engine.close()
-    except ProbelabError as error:
-        _fail(error)
+        return _or_fail(
+            lambda: build_and_push(engine, request.config.getoption("app_dir"), registry)
+        )
+    finally:
+        engine.close()
 
 
 class LabRun:
@@ -238,6 +244,8 @@ class LabRun:
     def close(self) -> None:
         """Keep what the report needs (previous logs) before each namespace goes."""
         reporting = self.config.getoption("report_dir") is not None
+        for lab in self.labs.values():
+            lab.stop_recording()
         for lab in self.labs.values():
             try:
                 if reporting:

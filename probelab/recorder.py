@@ -58,7 +58,11 @@ class Recorder:
         return self
 
     def stop(self) -> None:
+        """Ask both watches to end; they do within one watch window."""
         self._stopping.set()
+
+    def join(self) -> None:
+        """Wait for both watches to have ended (after `stop`)."""
         for thread in self._threads:
             thread.join(timeout=WATCH_WINDOW_SECONDS + 5)
 

@@ -52,13 +52,11 @@ class Outcome:
 
 def record(lab: Lab) -> ScenarioRecord:
     """Everything the page needs from the cluster: previous logs of restarted pods."""
-    pods = dict.fromkeys(o.pod for o in lab.timeline.pods())
-    restarted = [pod for pod in pods if lab.timeline.max_restarts(pod) > 0]
     return ScenarioRecord(
         name=lab.scenario.name,
         namespace=lab.namespace,
         timeline=lab.timeline,
-        previous_logs={pod: lab.logs(pod, previous=True) for pod in restarted},
+        previous_logs=lab.previous_logs(),
         ended=datetime.now(UTC),
     )
 

@@ -58,7 +58,7 @@ class StandInMapping:
         lock_file: Path = LOCK_FILE,
     ) -> None:
         self.registry = registry
-        self.server = server or LocalCluster()._registry_server(None)
+        self.server = server or LocalCluster().registry_server(None)
         self.hosts_file = hosts_file
         self.docker_certs = docker_certs_d / registry.host
         self.lock_file = lock_file

@@ -100,8 +100,19 @@ class LocalRegistryServer:
         self._write_hosts_toml(containerd_dir)
 
     def untrust(self) -> None:
-        for path in self._trust_paths():
-            shutil.rmtree(path, ignore_errors=True)
+        """Undo `trust` and every `alias`, and accept only the local user again.
+
+        The containerd folder is the state directory's own, so all of it goes: that also
+        clears aliases and users a killed session (the ECR stand-in) left behind.
+        """
+        docker_dir, _ = self._trust_paths()
+        shutil.rmtree(docker_dir, ignore_errors=True)
+        shutil.rmtree(self.hosts_dir, ignore_errors=True)
+        if (self.dir / "htpasswd").exists():
+            for line in (self.dir / "htpasswd").read_text().splitlines():
+                username = line.split(":", 1)[0]
+                if username and username != USERNAME:
+                    self.remove_user(username)
 
     def _write_hosts_toml(self, directory: Path) -> None:
         """containerd's per-host config: fetch from this registry, trusting the cluster CA."""

@@ -68,7 +68,9 @@ def test_unreachable_cluster_fails_with_the_reason(pytester: pytest.Pytester) ->
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*the cluster at https://127.0.0.1:1 is unreachable*"])
     result.assert_outcomes(errors=1)
-    assert "not-a-real-token" not in result.stdout.str()
+    output = result.stdout.str()
+    assert "not-a-real-token" not in output
+    assert "During handling of the above exception" not in output, "one line, not a chain"
 
 
 def test_missing_kubeconfig_names_the_file(pytester: pytest.Pytester, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ class LocalCluster:
             if kube_proxy.exists():  # it removes every iptables rule kube-proxy wrote
                 subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, check=False)
             self.network.down()
-            self._registry_server(None).untrust()
+            self.registry_server(None).untrust()
             _unmount_below(self.layout.root)
 
     def status(self) -> list[ComponentStatus]:
@@ -165,7 +165,7 @@ class LocalCluster:
             components.dockerd(),
         ):
             self._start(component)
-        registry = self._registry_server(pki, components)
+        registry = self.registry_server(pki, components)
         registry.trust()
         self._start(registry.component())
         with closing(docker.DockerClient(base_url=f"unix://{self.layout.docker_socket}")) as engine:
@@ -214,7 +214,7 @@ class LocalCluster:
             link.unlink(missing_ok=True)
             link.symlink_to(path)
 
-    def _registry_server(
+    def registry_server(
         self, pki: PkiLayout | None, components: Components | None = None
     ) -> LocalRegistryServer:
         hosts_dir = self.layout.etc / "containerd" / "certs.d"
