@@ -24,13 +24,12 @@ from probelab import deadlines
 from probelab.predict import (
     App,
     Node,
-    PodUnderTest,
     container_port,
+    container_probes,
     declared_ports,
     env_of,
     is_lab_image,
     probe_outcome,
-    probes_of,
     read_pods,
 )
 
@@ -70,17 +69,13 @@ def lint(path: Path, *, startup_time: float | None = None) -> list[Finding]:
         for pod in read_pods(path)
         for container in pod.spec["containers"]
         for finding in check_container(
-            pod, container, where=f"{path}: {pod.source}", startup_time=startup_time
+            container, where=f"{path}: {pod.source}", startup_time=startup_time
         )
     ]
 
 
 def check_container(
-    pod: PodUnderTest,
-    container: Mapping[str, Any],
-    *,
-    where: str,
-    startup_time: float | None = None,
+    container: Mapping[str, Any], *, where: str, startup_time: float | None = None
 ) -> list[Finding]:
     """The findings for one container's probes."""
     name = str(container.get("name", ""))
@@ -98,11 +93,7 @@ class _Checker:
     def __init__(self, where: str, container: Mapping[str, Any]) -> None:
         self.where = where
         self.container = container
-        self.probes = {
-            kind: probe
-            for c, kind, probe in probes_of(PodUnderTest("", {"containers": [container]}, ""))
-            if c is container
-        }
+        self.probes = container_probes(container)
         self.findings: list[Finding] = []
         self.flagged: set[str] = set()  # probe kinds already found failing for good
 

@@ -26,13 +26,23 @@ The rules, from kubelet v1.35's source (each cited where it is used):
 * ``pkg/kubelet/pod_workers.go``: a pod in back-off is synced again at the window's expiry
   plus up to 50 % jitter of the wait (v1.35, PR #133066); older kubelets retry every 10 s
   (+50 %) until the window has passed.
+* ``pkg/kubelet/prober/prober_manager.go`` ``UpdatePodStatus``: every pod sync runs the
+  readiness probe at once for a started container that is not ready (``manualTriggerCh``),
+  which restarts that worker's ticker. Syncs come from the container start being noticed,
+  from probe results, and from kills.
+
+The app's side matters as much: the lab's uvicorn acts on SIGTERM only once its startup is
+done and then waits for requests in flight, so a kill during a slow start or a slow health
+check lasts until those end. Each prediction notes the close calls where a few hundred
+milliseconds of node timing decide what happens (a back-off window, a tick against the
+container's start or the app's boot).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from heapq import heappop, heappush
@@ -68,8 +78,9 @@ LAB_IMAGE = "fastapi-health"
 """Repository name of the lab's image, wherever it was pushed."""
 _EPSILON = 1e-6
 KNIFE_EDGE = 0.25
-PHASE_STEP = 0.25  # how finely `latest` tries the phase of probe ticks
-"""How close to a back-off window a run must end for the outcome to be a coin toss."""
+"""Seconds between two moments below which their order is a coin toss on a real node."""
+PHASE_STEP = 0.25
+"""How finely `latest` tries the phase of the probe ticks against the container start."""
 
 
 # --- the manifest's pods ---------------------------------------------------------------
@@ -84,7 +95,7 @@ class PodUnderTest:
     source: str  # "Pod/x" or "Deployment/x"
 
 
-def read_pods(path: Path, *, need_probes: bool = True) -> list[PodUnderTest]:
+def read_pods(path: Path) -> list[PodUnderTest]:
     """The pods a manifest creates; one clear error when it has none or no probe at all."""
     pods: list[PodUnderTest] = []
     kinds: list[str] = []
@@ -102,13 +113,14 @@ def read_pods(path: Path, *, need_probes: bool = True) -> list[PodUnderTest]:
     if not pods:
         found = ", ".join(kinds) or "no objects"
         raise ProbelabError(f"{path}: no Pod or pod template to model (found {found})")
-    if need_probes and not any(_probes(c) for p in pods for c in p.spec["containers"]):
+    if not any(container_probes(c) for p in pods for c in p.spec["containers"]):
         names = ", ".join(p.source for p in pods)
         raise ProbelabError(f"{path}: {names} has no liveness, readiness or startup probe")
     return pods
 
 
-def _probes(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def container_probes(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The container's probes by kind (startup, liveness, readiness)."""
     found = {kind: container.get(f"{kind}Probe") for kind in PROBE_KINDS}
     return {kind: probe for kind, probe in found.items() if isinstance(probe, Mapping)}
 
@@ -497,7 +509,7 @@ class _Container:
         # (kubelet.go SyncPod adds the pod to the probe manager; worker.go run()).
         self.workers = [
             _Worker(kind, probe, _probe_settings(probe), -node.sandbox)
-            for kind, probe in _probes(container).items()
+            for kind, probe in container_probes(container).items()
         ]
         for worker in self.workers:
             self.at(worker.origin, partial(self.tick, worker, 0))
@@ -917,7 +929,11 @@ def latest(
     probe ticks against the start, either side of a back-off knife edge, plus KUBELET_LAG.
     """
     worst = Node().latest()
-    periods = [_probe_settings(p).period for _, _, p in probes_of(pod)] or [1]
+    periods = [
+        _probe_settings(probe).period
+        for container in pod.spec["containers"]
+        for probe in container_probes(container).values()
+    ] or [1]
     found = []
     for step in range(int(max(periods) / PHASE_STEP) + 1):
         for check in (worst.check, -KNIFE_EDGE):
@@ -928,10 +944,3 @@ def latest(
                 raise ProbelabError(f"{pod.source}: not predicted within {horizon:g}s")
             found.append(at)
     return max(found) + KUBELET_LAG
-
-
-def probes_of(pod: PodUnderTest) -> Iterator[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
-    """(container, kind, probe) for every probe of the pod."""
-    for container in pod.spec["containers"]:
-        for kind, probe in _probes(container).items():
-            yield container, kind, probe
