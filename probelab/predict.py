@@ -58,7 +58,7 @@ from probelab.deadlines import (
     ProbeSettings,
 )
 from probelab.errors import ProbelabError
-from probelab.lab import DEFAULT_GRACE
+from probelab.lab import APP_BOOT_ALLOWANCE, DEFAULT_GRACE
 from probelab.manifests import (
     _checked_object,
     _containers,
@@ -926,21 +926,26 @@ def latest(
 ) -> float:
     """A deadline for a lab: the latest time, in seconds since the first container start,
     at which ``when`` first holds, with every latency at its worst, every phase of the
-    probe ticks against the start, either side of a back-off knife edge, plus KUBELET_LAG.
+    probe ticks against the start, either side of a back-off knife edge, an app that boots
+    as usual or takes the lab's whole APP_BOOT_ALLOWANCE, plus KUBELET_LAG.
     """
     worst = Node().latest()
     periods = [
         _probe_settings(probe).period
-        for container in pod.spec["containers"]
-        for probe in container_probes(container).values()
+        for spec in pod.spec["containers"]
+        for probe in container_probes(spec).values()
     ] or [1]
     found = []
-    for step in range(int(max(periods) / PHASE_STEP) + 1):
-        for check in (worst.check, -KNIFE_EDGE):
-            node = replace(worst, sandbox=step * PHASE_STEP, check=check)
-            timelines = predict_pod(pod, duration=horizon, node=node, kubelet=kubelet)
-            at = when(timelines.containers[container])
-            if at is None:
-                raise ProbelabError(f"{pod.source}: not predicted within {horizon:g}s")
-            found.append(at)
+    variants = [
+        replace(worst, sandbox=step * PHASE_STEP, check=check, app_boot=boot)
+        for step in range(int(max(periods) / PHASE_STEP) + 1)
+        for check in (worst.check, -KNIFE_EDGE)
+        for boot in (worst.app_boot, APP_BOOT_ALLOWANCE)
+    ]
+    for node in variants:
+        timelines = predict_pod(pod, duration=horizon, node=node, kubelet=kubelet)
+        at = when(timelines.containers[container])
+        if at is None:
+            raise ProbelabError(f"{pod.source}: not predicted within {horizon:g}s")
+        found.append(at)
     return max(found) + KUBELET_LAG

@@ -22,6 +22,7 @@ from probelab.predict import (
     PodUnderTest,
     _Backoff,
     app_for,
+    latest,
     predict,
     predict_pod,
     probe_outcome,
@@ -377,6 +378,21 @@ def test_cli_bad_input_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["predict", "/nonexistent.yaml"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("probelab: ") for line in errors)
+
+
+def _first_restart(c: ContainerTimeline) -> float | None:
+    return c.restarts_at[0] if c.restarts_at else None
+
+
+def test_latest_is_a_deadline_over_every_phase_and_a_slow_boot() -> None:
+    p = pod(liveness=WRONG_PORT)
+    bound = latest(p, _first_restart)
+    typical = _first_restart(run(p, 40, node=Node()))
+    assert typical is not None
+    assert typical + deadlines.KUBELET_LAG < bound <= deadlines.time_to_restarts(1, WRONG_PORT, 30)
+    never = pod(readiness={"httpGet": {"path": "/ready", "port": 8080}})
+    with pytest.raises(ProbelabError, match="not predicted within 60s"):
+        latest(never, _first_restart, horizon=60)
 
 
 def test_model_stays_within_the_deadlines_labs_wait_for() -> None:
