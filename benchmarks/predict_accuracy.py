@@ -20,7 +20,7 @@ from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.images import build_and_push, docker_client
 from probelab.observe import observe
-from probelab.predict import ContainerTimeline, Timelines, predict
+from probelab.predict import ContainerTimeline, Timelines, container_probes, predict, read_pods
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "benchmarks" / "manifests"
@@ -63,7 +63,9 @@ def _unready(timeline: ContainerTimeline) -> float | None:
     return next((e.at for e in timeline.events if e.kind == "not-ready" and e.at > ready_at), None)
 
 
-def points(case: str, predicted: Timelines, observed: Timelines) -> list[Point]:
+def points(case: str, predicted: Timelines, observed: Timelines, probed: set[str]) -> list[Point]:
+    """Matched times; Ready only for containers whose readiness a probe decides (in
+    ``probed``): otherwise Ready is just the start as kubelet published it."""
     result = []
     for p_pod, o_pod in zip(predicted.pods, observed.pods, strict=True):
         for p, o in zip(p_pod.containers, o_pod.containers, strict=True):
@@ -76,6 +78,8 @@ def points(case: str, predicted: Timelines, observed: Timelines) -> list[Point]:
                 "Ready": (p.ready_at, o.ready_at),
                 "not ready": (_unready(p), _unready(o)),
             }
+            if p.name not in probed:
+                del pairs["Ready"]
             for what, (p_at, o_at) in pairs.items():
                 if p_at is not None or o_at is not None:
                     result.append(Point(case, what, p_at, o_at))
@@ -114,7 +118,13 @@ def main() -> int:
             registry=handle.registry,  # type: ignore[arg-type]
             namespace_prefix="probelab-accuracy",
         )
-        return points(case, predict(path, duration=duration), seen)
+        probed = {
+            str(c.get("name"))
+            for pod in read_pods(path)
+            for c in pod.spec["containers"]
+            if {"readiness", "startup"} & set(container_probes(c))
+        }
+        return points(case, predict(path, duration=duration), seen, probed)
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = dict(zip(args.cases, pool.map(run, args.cases), strict=True))

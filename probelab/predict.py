@@ -275,7 +275,7 @@ class Node:
     jitter: float = 0.25  # the pod worker's requeue jitter, as a fraction of the wait
     pickup: float = 0.5  # the sync loop's 1 s tick picking a due pod
     app_boot: float = 0.7  # the lab app: start -> uvicorn listening, with pods starting alongside
-    app_born: float = 0.25  # the lab app: start -> its clock (create_app) starts
+    app_born: float = 0.6  # the lab app: start -> its clock (create_app, just before listening)
     app_stop: float = 0.25  # the lab app: SIGTERM -> exited
     app_exec: float = 0.2  # the lab app: an exec probe running python3
 
