@@ -10,6 +10,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import bcrypt
 import docker
 
 from probelab.secrets import SECRETS
@@ -27,6 +28,12 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password=***)"
+
+
+def htpasswd_line(username: str, password: str) -> str:
+    """One htpasswd entry with a bcrypt hash, the only scheme the distribution registry takes."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    return f"{username}:{hashed}\n"
 
 
 class Registry(ABC):

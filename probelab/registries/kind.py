@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import bcrypt
 import docker
 import docker.errors
 import tenacity
@@ -36,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
-from probelab.registries.base import Credentials, Registry
+from probelab.registries.base import Credentials, Registry, htpasswd_line
 from probelab.registries.local import read_credentials
 
 HOSTING_CONFIGMAP = "local-registry-hosting"
@@ -131,12 +130,6 @@ def anonymous_status(host: str, *, timeout: float = 5.0) -> int:
         return int(error.code)
     except (urllib.error.URLError, OSError) as error:
         raise ProbelabError(f"the registry at {host} does not answer: {error}") from error
-
-
-def htpasswd_line(username: str, password: str) -> str:
-    """One htpasswd entry with a bcrypt hash, the only scheme the distribution registry takes."""
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-    return f"{username}:{hashed}\n"
 
 
 def node_hosts_toml(endpoint: str) -> str:

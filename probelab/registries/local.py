@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
@@ -19,8 +18,7 @@ import yaml
 from probelab.clusters.local.components import Component, http_ok
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import REGISTRY_SERVING, PkiLayout
-from probelab.errors import ProbelabError
-from probelab.registries.base import Credentials, Registry
+from probelab.registries.base import Credentials, Registry, htpasswd_line
 
 USERNAME = "probelab"
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
@@ -53,7 +51,9 @@ class LocalRegistryServer:
 
     def _write_htpasswd(self, username: str, password: str) -> None:
         """bcrypt-hash the password with `htpasswd`, reading it from stdin (not argv)."""
-        _htpasswd(["-c", str(self.dir / "htpasswd"), username], password)
+        path = self.dir / "htpasswd"
+        path.touch(mode=0o600)
+        path.write_text(htpasswd_line(username, password))
 
     def _config_file(self) -> Path:
         config = {
@@ -136,7 +136,7 @@ class LocalRegistryServer:
     def set_user(self, username: str, password: str) -> None:
         """Add `username` to the htpasswd file (or change its password); the registry
         re-reads the file when it changes, so no restart is needed."""
-        self._rewrite_htpasswd(username, _htpasswd(["-n", username], password).strip())
+        self._rewrite_htpasswd(username, htpasswd_line(username, password).strip())
 
     def remove_user(self, username: str) -> None:
         self._rewrite_htpasswd(username, None)
@@ -155,22 +155,6 @@ class LocalRegistryServer:
         temporary.write_text("".join(f"{line}\n" for line in lines))
         temporary.chmod(path.stat().st_mode & 0o777)
         os.replace(temporary, path)
-
-
-def _htpasswd(arguments: list[str], password: str) -> str:
-    """Run `htpasswd -i -B` (bcrypt, the password from stdin, not argv); its output."""
-    if shutil.which("htpasswd") is None:
-        raise ProbelabError("`htpasswd` is missing; install Debian's apache2-utils")
-    result = subprocess.run(
-        ["htpasswd", "-i", "-B", *arguments],
-        input=password,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ProbelabError(f"htpasswd failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 def read_credentials(path: Path) -> Credentials:

@@ -25,6 +25,7 @@ from probelab.clusters.kind import (
     kind_binary,
 )
 from probelab.errors import ProbelabError
+from probelab.registries.base import htpasswd_line
 from probelab.registries.kind import (
     CREDENTIALS_ENV,
     HOSTING_KEY,
@@ -32,7 +33,6 @@ from probelab.registries.kind import (
     KindRegistrySettings,
     LocalRegistryHosting,
     documented_registry,
-    htpasswd_line,
     node_hosts_toml,
     parse_hosting,
 )

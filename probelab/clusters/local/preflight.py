@@ -16,7 +16,6 @@ REQUIRED_COMMANDS = {
     "runc": "runc",
     "dockerd": "docker.io",
     "docker-registry": "docker-registry",
-    "htpasswd": "apache2-utils",
     "debootstrap": "debootstrap",
     "iptables": "iptables",
     "ip": "iproute2",
