@@ -77,6 +77,8 @@ LEGACY_RETRY = 10.0
 LAB_IMAGE = "fastapi-health"
 """Repository name of the lab's image, wherever it was pushed."""
 _EPSILON = 1e-6
+CLOCK_LEAD = 0.05
+"""The lab app's clock (create_app) starts this long before uvicorn listens."""
 KNIFE_EDGE = 0.25
 """Seconds between two moments below which their order is a coin toss on a real node."""
 PHASE_STEP = 0.25
@@ -185,7 +187,9 @@ class App:
     grpc_ok: bool = False  # serves the gRPC health protocol
     stop: float = 0.25  # SIGTERM to exit
     ignores_sigterm: bool = False
-    stops_after_boot: bool = False  # SIGTERM while booting takes effect once booted
+    stops_after_boot: bool = False  # SIGTERM while booting: it exits when the boot ends
+    abort: float = 0.05  # ... that long after it
+    warm: float = 0.0  # a restarted instance boots this much faster (warm caches, alone)
     drains: bool = False  # SIGTERM waits for requests in flight
     exits_after: float | None = None  # the process ends by itself after this long
     exec_duration: float = 0.1
@@ -199,7 +203,8 @@ class App:
         return cls(
             listens=frozenset({8080}),
             boot=node.app_boot + sleep,
-            born=node.app_born,
+            born=node.app_boot - CLOCK_LEAD,
+            warm=node.app_boot - node.app_reboot,
             statuses={"/": 200, "/healthz": 200, "/ready": 200, "/admin": 403, "/docs": 200},
             default_status=404,
             health_path="/healthz",
@@ -275,7 +280,7 @@ class Node:
     jitter: float = 0.25  # the pod worker's requeue jitter, as a fraction of the wait
     pickup: float = 0.5  # the sync loop's 1 s tick picking a due pod
     app_boot: float = 0.7  # the lab app: start -> uvicorn listening, with pods starting alongside
-    app_born: float = 0.6  # the lab app: start -> its clock (create_app, just before listening)
+    app_reboot: float = 0.25  # the same for a restarted instance, which boots alone
     app_stop: float = 0.25  # the lab app: SIGTERM -> exited
     app_exec: float = 0.2  # the lab app: an exec probe running python3
 
@@ -566,6 +571,10 @@ class _Container:
         self.instances.append(instance)
         if restart:
             self.result.restarts_at.append(start)
+            if self.app.warm:
+                warm = self.app.warm
+                self.app = replace(self.app, boot=self.app.boot - warm, born=self.app.born - warm,
+                                   warm=0.0)  # fmt: skip
         self.event(start, "started", "restart" if restart else "first start")
         if not gated and self.worker("readiness") is None:
             self.later(visible + self.node.publish, True, "running")
@@ -589,12 +598,13 @@ class _Container:
         self.event(at, "killing", kind)
         instance.exit = at + self.grace(probe)  # SIGKILL
         if not self.app.ignores_sigterm:
-            honoured = at
-            if self.app.stops_after_boot:
-                honoured = max(honoured, instance.start + self.app.boot)
+            honoured, stop = at, self.app.stop
+            booted = instance.start + self.app.boot
+            if self.app.stops_after_boot and booted > at:
+                honoured, stop = booted, self.app.abort  # startup cancelled, no shutdown
             if self.app.drains:
                 honoured = max(honoured, instance.busy_until)
-            instance.exit = min(instance.exit, honoured + self.app.stop)
+            instance.exit = min(instance.exit, honoured + stop)
         self.at(instance.exit + self.node.notice, partial(self.gone, instance, "container killed"))
         self.at(instance.exit, lambda: self.sync_after_kill(instance))
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = "YOUR_REGISTRY/fastapi-health:latest"
 # A node with round latencies, so expected times can be worked out by hand.
 NODE = Node(sandbox=0.5, create=0.1, notice=0.5, publish=0.0, check=0.0, jitter=0.25,
-            pickup=0.5, app_boot=0.7, app_born=0.0, app_stop=0.2, app_exec=0.2)  # fmt: skip
+            pickup=0.5, app_boot=0.7, app_reboot=0.7, app_stop=0.2, app_exec=0.2)  # fmt: skip
 
 
 def pod(
@@ -147,7 +147,8 @@ def test_sigterm_waits_for_the_boot_and_for_requests_in_flight() -> None:
     liveness = {"httpGet": {"port": 8000}, "periodSeconds": 2, "failureThreshold": 1}
     booting = run(pod(env={"SLOW_START": "1", "STARTUP_SLEEP": "10"}, liveness=liveness), 12)
     assert kinds(booting, "killing")[0] == pytest.approx(1.5)
-    assert booting.restarts_at[0] == pytest.approx(10.7 + 0.2 + 0.1)
+    # Its startup is cancelled once it ends (0.05 s later it is gone), no graceful stop.
+    assert booting.restarts_at[0] == pytest.approx(10.7 + 0.05 + 0.1)
     slow = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 4,
             "timeoutSeconds": 1, "failureThreshold": 1}  # fmt: skip
     draining = run(pod(env={"HEALTH_DELAY": "3"}, liveness=slow), 10)
@@ -223,9 +224,10 @@ def test_readiness_failure_only_changes_readiness() -> None:
     c = run(pod(env={"HEALTH_FAIL_AFTER": "10"}, readiness=readiness), duration=30)
     assert c.restarts_at == [] and not kinds(c, "killing")
     # The start's sync probes at 0.5 (app not up yet), the readiness update's sync at 1.5,
-    # then every 3 s from there: ready at 1.5, failing at 10.5 and 13.5.
+    # then every 3 s from there: ready at 1.5; the app's clock starts at 0.65, so /healthz
+    # fails from 10.65: at 13.5 and 16.5.
     assert c.ready_at == pytest.approx(1.5)
-    assert kinds(c, "not-ready") == pytest.approx([13.5])
+    assert kinds(c, "not-ready") == pytest.approx([16.5])
 
 
 def test_success_threshold_needs_consecutive_successes() -> None:
@@ -239,6 +241,16 @@ def test_no_readiness_probe_means_ready_once_running_and_no_dip_on_quick_restart
     c = run(pod(liveness=WRONG_PORT), duration=35)
     assert c.ready_at == pytest.approx(0.5)
     assert kinds(c, "not-ready") == []
+
+
+def test_a_restarted_instance_boots_warm() -> None:
+    node = Node(sandbox=0.5, notice=0.5, app_boot=0.7, app_reboot=0.2)
+    liveness = {"httpGet": {"port": 8000}, "periodSeconds": 2, "failureThreshold": 1}
+    env = {"SLOW_START": "1", "STARTUP_SLEEP": "5"}
+    c = run(pod(env=env, liveness=liveness), 20, node=node)
+    first, second = c.restarts_at[:2]
+    assert first == pytest.approx(5.7 + 0.05 + node.create)  # cold boot, killed booting
+    assert second - first == pytest.approx(5.2 + 0.05 + node.create)  # warm boot
 
 
 def test_a_process_that_exits_by_itself_restarts_at_once_then_backs_off() -> None:
