@@ -549,15 +549,10 @@ class _Container:
 
     def gone(self, instance: _Instance, reason: str) -> None:
         """The status after an exit: not ready, unless the same relist already saw the
-        next instance, whose own first status then decides (see first_look)."""
+        next instance: then the new container's first status decides (not ready while it has
+        a readiness probe, ready once running without one)."""
         if self.instances[-1] is instance:
             self.set_ready(False, self.now, reason)
-
-    def first_look(self, worker: _Worker, instance: _Instance, at: float) -> None:
-        """A new container starts not ready, unless the readiness probe the sync ran at once
-        passed before kubelet wrote the status: the API then never shows the dip."""
-        if worker.seen is instance and worker.result is not True:
-            self.set_ready(False, at, "new container")
 
     def later(self, when: float, ready: bool, reason: str) -> None:
         self.at(when, lambda: self.set_ready(ready, when, reason))
@@ -732,7 +727,8 @@ class _Container:
                 # Setting the initial failure is an update, whose sync runs once the
                 # current one is done (measured: about a second later).
                 self.at(tick + self.node.follow_up, self.pod_sync)
-                self.at(tick + self.node.publish, partial(self.first_look, worker, instance, tick))
+                # The status written by this sync shows the new container not ready yet.
+                self.set_ready(False, tick, "new container")
         if worker.on_hold:
             return 0.0
         if instance.exit is not None and instance.exit <= tick:
