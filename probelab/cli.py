@@ -6,6 +6,7 @@ tracebacks are kept for real bugs.
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("probelab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `probelab ... | head` closed the pipe: nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushing at exit must not fail
+        return 0
 
 
 if __name__ == "__main__":

@@ -80,15 +80,19 @@ def test_bad_pod_probes_the_wrong_port_exactly_as_the_seed() -> None:
     assert pod["metadata"]["labels"] == {"app": "fastapi-bad"}
 
 
-def test_slow_pods_differ_only_by_the_startup_probe() -> None:
+def test_slow_pods_differ_by_the_startup_probe_and_a_surer_boot() -> None:
+    """The control boots 40 s instead of 30 so that liveness surely gives up first."""
     (with_startup,) = load(MANIFESTS / "fastapi-slow-startup.yaml")
     (without,) = load(MANIFESTS / "fastapi-slow-no-startup.yaml")
     guarded = with_startup["spec"]["containers"][0]
+    bare = without["spec"]["containers"][0]
     assert guarded["startupProbe"]["periodSeconds"] == 2
     assert guarded["startupProbe"]["failureThreshold"] == 20
-    del guarded["startupProbe"]
-    assert guarded == without["spec"]["containers"][0]
     assert {"name": "STARTUP_SLEEP", "value": "30"} in guarded["env"]
+    assert {"name": "STARTUP_SLEEP", "value": "40"} in bare["env"]
+    del guarded["startupProbe"]
+    guarded["env"] = bare["env"]
+    assert guarded == bare
     assert with_startup["metadata"]["labels"] == {"app": "fastapi-slow"}
 
 
