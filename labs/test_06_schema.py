@@ -43,7 +43,9 @@ def test_probe_has_every_handler_and_timing_field(core_v1_schemas: dict[str, Any
     assert {"port", "service"} <= grpc.keys()
 
 
-def test_server_version_is_reported(kube_api: client.ApiClient, record_property: Any) -> None:
+def test_server_version_is_reported(
+    kube_api: client.ApiClient, record_testsuite_property: Any
+) -> None:
     version = kube.check_reachable(kube_api)
-    record_property("kubernetes_version", version)
+    record_testsuite_property("kubernetes_version", version)
     assert version.startswith("v1.")
