@@ -10,6 +10,7 @@ too; a failed test's report carries the scenario's timeline, events and previous
 
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -227,9 +228,11 @@ class LabRun:
         self.labs: dict[str, Lab] = {}
 
     def start_all(self) -> None:
+        """Set every scenario up at once: each waits on the API (its ServiceAccount, its
+        first lists), so starting them one by one would add those waits up."""
         prefix = self.config.getoption("namespace_prefix")
         for scenario in self.config.stash[SCENARIOS].values():
-            lab = Lab(
+            self.labs[scenario.name] = Lab(
                 self.api,
                 scenario,
                 namespace=namespace_name(prefix, scenario.name),
@@ -238,8 +241,10 @@ class LabRun:
                 registry=self.registry,
                 manifests_dir=self.config.getoption("manifests_dir"),
             )
-            self.labs[scenario.name] = lab
-            lab.start()
+        if self.labs:
+            with ThreadPoolExecutor(max_workers=len(self.labs)) as pool:
+                for started in [pool.submit(lab.start) for lab in self.labs.values()]:
+                    started.result()  # re-raises the first failure here
 
     def close(self) -> None:
         """Keep what the report needs (previous logs) before each namespace goes."""
