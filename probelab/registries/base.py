@@ -65,3 +65,20 @@ class Registry(ABC):
         auth = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
         entry = {"username": creds.username, "password": creds.password, "auth": auth}
         return json.dumps({"auths": {self.host: entry}})
+
+
+class FixedRegistry(Registry):
+    """A registry whose credentials do not change while probelab runs."""
+
+    name = "fixed"
+
+    def __init__(self, host: str, credentials: Credentials) -> None:
+        self._host = host
+        self._credentials = credentials
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def credentials(self) -> Credentials:
+        return self._credentials

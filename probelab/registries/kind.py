@@ -35,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
-from probelab.registries.base import Credentials, Registry, htpasswd_line
+from probelab.registries.base import Credentials, FixedRegistry, htpasswd_line
 from probelab.registries.local import read_credentials
 
 HOSTING_CONFIGMAP = "local-registry-hosting"
@@ -205,21 +205,10 @@ class _Exited(ProbelabError):
     """The registry container stopped: waiting longer cannot help."""
 
 
-class KindRegistry(Registry):
+class KindRegistry(FixedRegistry):
     """The registry provider for a kind cluster's local registry."""
 
     name = "kind"
-
-    def __init__(self, host: str, credentials: Credentials) -> None:
-        self._host = host
-        self._credentials = credentials
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    def credentials(self) -> Credentials:
-        return self._credentials
 
 
 class KindRegistryServer:

@@ -15,30 +15,13 @@ import bcrypt
 
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import PkiLayout
-from probelab.registries.base import Credentials, Registry
+from probelab.registries.base import Credentials, FixedRegistry
 from probelab.registries.local import USERNAME, LocalRegistry, LocalRegistryServer, read_credentials
 from probelab.secrets import SECRETS
 
 
 def unique_password() -> str:
     return f"pw-{uuid.uuid4().hex}"
-
-
-class StaticRegistry(Registry):
-    """The smallest provider: a fixed host and fixed credentials."""
-
-    name = "static"
-
-    def __init__(self, host: str, credentials: Credentials) -> None:
-        self._host = host
-        self._credentials = credentials
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    def credentials(self) -> Credentials:
-        return self._credentials
 
 
 def test_credentials_repr_hides_the_password() -> None:
@@ -64,7 +47,7 @@ def test_credentials_register_their_password_for_masking() -> None:
 def test_docker_config_json_has_one_auths_entry_for_the_host() -> None:
     """The shape kubelet reads from a `kubernetes.io/dockerconfigjson` secret."""
     password = unique_password()
-    registry = StaticRegistry("registry.example:5000", Credentials("kube", password))
+    registry = FixedRegistry("registry.example:5000", Credentials("kube", password))
 
     config = json.loads(registry.docker_config_json())
 
@@ -79,7 +62,7 @@ def test_docker_config_json_has_one_auths_entry_for_the_host() -> None:
 def test_docker_config_json_keeps_a_colon_in_the_password() -> None:
     """Basic auth splits at the first colon, so a colon in the password survives."""
     password = f"a:b:{uuid.uuid4().hex}"
-    registry = StaticRegistry("registry.example", Credentials("kube", password))
+    registry = FixedRegistry("registry.example", Credentials("kube", password))
 
     entry = json.loads(registry.docker_config_json())["auths"]["registry.example"]
 
@@ -88,7 +71,7 @@ def test_docker_config_json_keeps_a_colon_in_the_password() -> None:
 
 
 def test_repository_is_under_the_host() -> None:
-    registry = StaticRegistry("registry.example:5000", Credentials("kube", unique_password()))
+    registry = FixedRegistry("registry.example:5000", Credentials("kube", unique_password()))
 
     assert registry.repository("fastapi-health") == "registry.example:5000/fastapi-health"
 
