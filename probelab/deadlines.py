@@ -130,6 +130,15 @@ def liveness_kill_after(liveness: Probe, startup: Probe | None = None) -> float:
     return _decided_by(probe, gate, probe.failure_threshold)
 
 
+def liveness_survived(liveness: Probe, startup: Probe | None = None) -> float:
+    """How long a container must stay up to show its liveness probe passes.
+
+    Rule: a probe that always failed would have killed it by :func:`liveness_kill_after`;
+    one more period is kept spare, so a borderline tick cannot slip past the window.
+    """
+    return liveness_kill_after(liveness, startup) + _settings(liveness).period
+
+
 def liveness_kill_earliest(liveness: Probe, startup: Probe | None = None) -> float:
     """Earliest time after container start at which kubelet can kill: the shortest run.
 

@@ -160,6 +160,19 @@ class Lab:
             return
         raise AssertionError(f"{what} happened: {seen}")
 
+    def assert_stays_alive(self, pod: str, *, budget: float, what: str | None = None) -> None:
+        """Fail if `pod` restarts or fails a liveness probe within `budget` seconds of its
+        first start: what a healthy pod must show."""
+        self.assert_never(
+            pod,
+            lambda t: (
+                t.max_restarts(pod) > 0
+                or t.events(pod=pod, reason="Unhealthy", contains="Liveness probe failed")
+            ),
+            budget=budget,
+            what=what or f"a restart or failed liveness probe of {pod}",
+        )
+
     def pod_spec(self, manifest: str, pod: str) -> Mapping[str, Any]:
         """The spec of `pod` as the manifest declares it (probe settings for deadlines)."""
         for obj in self.manifest(manifest):

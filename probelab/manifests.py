@@ -41,19 +41,19 @@ def image_repository(image: str) -> str:
 
 def load_manifest(path: Path, *, image: str, namespace: str) -> list[dict[str, Any]]:
     """Return the file's objects ready to create in ``namespace`` with ``image``."""
-    documents = _read_documents(path)
+    documents = read_documents(path)
     objects: list[dict[str, Any]] = []
     pod_images: list[str] = []  # "Kind/name uses image" for every pod-bearing object
     replaced = 0
     for index, document in enumerate(documents, start=1):
-        obj = _checked_object(path, index, document)
+        obj = checked_object(path, index, document)
         if obj["kind"] == "Namespace":
             continue
         obj["metadata"]["namespace"] = namespace
         label = f"{obj['kind']}/{obj['metadata']['name']}"
-        spec = _pod_spec(path, label, obj)
+        spec = pod_spec_of(path, label, obj)
         if spec is not None:
-            for container in _containers(path, label, spec):
+            for container in containers_of(path, label, spec):
                 pod_images.append(f"{label} uses {container.get('image')!r}")
                 if image_repository(str(container.get("image", ""))) == PLACEHOLDER_REPOSITORY:
                     container["image"] = image
@@ -67,7 +67,7 @@ def load_manifest(path: Path, *, image: str, namespace: str) -> list[dict[str, A
     return objects
 
 
-def _read_documents(path: Path) -> list[Any]:
+def read_documents(path: Path) -> list[Any]:
     """Parse every YAML document, skipping empty ones (e.g. a trailing ``---``)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -84,7 +84,7 @@ def _read_documents(path: Path) -> list[Any]:
         raise ProbelabError(f"{where}: invalid YAML: {' '.join(str(problem).split())}") from None
 
 
-def _checked_object(path: Path, index: int, document: Any) -> dict[str, Any]:
+def checked_object(path: Path, index: int, document: Any) -> dict[str, Any]:
     """Every object needs a kind and metadata.name to be created and reported on."""
     where = f"{path}: document {index}"
     if not isinstance(document, dict):
@@ -97,7 +97,7 @@ def _checked_object(path: Path, index: int, document: Any) -> dict[str, Any]:
     return document
 
 
-def _pod_spec(path: Path, label: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+def pod_spec_of(path: Path, label: str, obj: dict[str, Any]) -> dict[str, Any] | None:
     """The object's pod spec, or None when its kind carries no pods."""
     keys = _POD_SPEC_PATHS.get(obj["kind"])
     if keys is None:
@@ -111,7 +111,7 @@ def _pod_spec(path: Path, label: str, obj: dict[str, Any]) -> dict[str, Any] | N
     return result
 
 
-def _containers(path: Path, label: str, spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def containers_of(path: Path, label: str, spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Containers and initContainers alike: either may run the lab's image."""
     for field in ("initContainers", "containers"):
         entries = spec.get(field) or []

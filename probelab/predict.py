@@ -60,11 +60,11 @@ from probelab.deadlines import (
 from probelab.errors import ProbelabError
 from probelab.lab import APP_BOOT_ALLOWANCE, DEFAULT_GRACE
 from probelab.manifests import (
-    _checked_object,
-    _containers,
-    _pod_spec,
-    _read_documents,
+    checked_object,
+    containers_of,
     image_repository,
+    pod_spec_of,
+    read_documents,
 )
 
 PROBE_KINDS = ("startup", "liveness", "readiness")
@@ -101,16 +101,16 @@ def read_pods(path: Path) -> list[PodUnderTest]:
     """The pods a manifest creates; one clear error when it has none or no probe at all."""
     pods: list[PodUnderTest] = []
     kinds: list[str] = []
-    for index, document in enumerate(_read_documents(path), start=1):
-        obj = _checked_object(path, index, document)
+    for index, document in enumerate(read_documents(path), start=1):
+        obj = checked_object(path, index, document)
         label = f"{obj['kind']}/{obj['metadata']['name']}"
         kinds.append(label)
-        spec = _pod_spec(path, label, obj)
+        spec = pod_spec_of(path, label, obj)
         if spec is None:
             continue
         if not spec.get("containers"):
             raise ProbelabError(f"{path}: {label} has no containers")
-        list(_containers(path, label, spec))  # each entry must be a mapping
+        list(containers_of(path, label, spec))  # each entry must be a mapping
         pods.append(PodUnderTest(obj["metadata"]["name"], spec, label))
     if not pods:
         found = ", ".join(kinds) or "no objects"

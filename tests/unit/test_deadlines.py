@@ -17,6 +17,7 @@ from probelab.deadlines import (
     backoff_before_restart,
     liveness_kill_after,
     liveness_kill_earliest,
+    liveness_survived,
     readiness_within,
     startup_budget,
     time_to_crash_loop,
@@ -63,6 +64,10 @@ def test_liveness_kill_after_for_the_seed_bad_pod() -> None:
     assert liveness_kill_after(BAD) == 3 + 2 * 5 + 1
     assert liveness_kill_earliest(BAD) == 3 + 5
     assert liveness_kill_after(ProbeSettings.from_manifest(BAD) or ProbeSettings()) == 14
+
+
+def test_a_pod_has_survived_liveness_one_period_after_it_would_have_been_killed() -> None:
+    assert liveness_survived(BAD) == liveness_kill_after(BAD) + 5
 
 
 def test_a_short_initial_delay_still_waits_for_kubelet_to_see_the_container() -> None:

@@ -11,6 +11,7 @@ Results are cached under a key made of the recipe (versions, Go version, flags);
 `up` with the same key builds nothing.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -135,13 +136,15 @@ class Builder:
             raise ProbelabError(f"{what} failed (go {' '.join(args[:2])}):\n{tail}")
         return result.stdout
 
+    @functools.cached_property
     def _go_version(self) -> str:
+        """Part of every cache key; read once, since every binary looks its key up."""
         self.cache_root.mkdir(parents=True, exist_ok=True)
         return self._go_run(["env", "GOVERSION"], self.cache_root, "reading the Go version")
 
     def _cached(self, name: str, recipe: str) -> tuple[Path, bool]:
         """The output folder for `name` and whether it already holds this recipe's build."""
-        key = hashlib.sha256(f"{recipe}\n{self._go_version()}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{recipe}\n{self._go_version}".encode()).hexdigest()[:16]
         out = self.cache_root / f"{name}-{key}"
         return out, (out / ".complete").is_file()
 
