@@ -21,6 +21,7 @@ from probelab.commands import (
     verify,
 )
 from probelab.errors import ProbelabError
+from probelab.i18n import LANGUAGES, _, set_language
 from probelab.secrets import SECRETS, install_log_masking
 
 # Each subcommand lives in its own module under probelab/commands and adds its parser here.
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="probelab", description="Kubernetes probe labs as tests against real clusters."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help="language of what probelab tells you (default: Korean in a ko* locale, else English)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(commands)
@@ -53,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     install_log_masking()
+    set_language(args.lang)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"probelab: {SECRETS.mask(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("probelab: interrupted", file=sys.stderr)
+        print("probelab: " + _("interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:  # `probelab ... | head` closed the pipe: nothing more to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushing at exit must not fail

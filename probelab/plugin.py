@@ -21,6 +21,7 @@ from kubernetes import client
 from probelab import clusters, kube
 from probelab.clusters.base import ClusterHandle
 from probelab.errors import ProbelabError
+from probelab.i18n import LANGUAGES, set_language
 from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.registries import ecr, ecr_masking
@@ -89,6 +90,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "pages with its timeline, events, previous logs and a picture",
     )
     group.addoption(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help="language of the lab's explanations (default: Korean in a ko* locale, else English)",
+    )
+    group.addoption(
         "--app-dir", default=ROOT / "app", type=Path, help="build context of the lab image"
     )
     group.addoption(
@@ -104,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "scenario(name, *manifests, pull_secret=True): the lab scenario a test assesses"
     )
     install_log_masking()
+    set_language(config.getoption("lang"))
     if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
         raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
 
