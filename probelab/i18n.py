@@ -25,9 +25,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-
 DOMAIN = "probelab"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("en", "ko")
@@ -71,6 +68,10 @@ def translations(language: str) -> gettext.NullTranslations:
     """The catalogue of `language`, compiled from its .po file on first use."""
     if language == "en":
         return gettext.NullTranslations()
+    # Imported here so that English, the default, needs nothing beyond the standard library.
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with catalogue_path(language).open("rb") as po:
         catalog = read_po(po, locale=language, domain=DOMAIN)
     compiled = io.BytesIO()
