@@ -20,6 +20,7 @@ from kubernetes import client
 
 from probelab import clusters, kube
 from probelab.clusters.base import ClusterHandle
+from probelab.clusters.local import releases
 from probelab.errors import ProbelabError
 from probelab.i18n import LANGUAGES, set_language
 from probelab.images import build_and_push, docker_client
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
 RECORDS = pytest.StashKey[list[ScenarioRecord]]()  # for the report, in scenario order
+KUBERNETES_VERSION = pytest.StashKey[releases.Request | None]()
 REGISTRY_CHOICES = ("auto", "local", "kind", "ecr")
 
 
@@ -55,6 +57,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         type=Path,
         help="kubeconfig file for --cluster=existing (default: the usual one)",
+    )
+    group.addoption(
+        "--kubernetes-version",
+        default=None,
+        metavar="VERSION",
+        help=f"the local cluster's Kubernetes: a minor ({releases.supported_range()}, its "
+        "newest patch) or a patch such as 1.34.2; another than the running one replaces it "
+        f"(default ${releases.ENVIRONMENT}, else the running version, else "
+        f"{releases.DEFAULT_KUBERNETES})",
     )
     group.addoption(
         "--registry",
@@ -114,6 +125,12 @@ def pytest_configure(config: pytest.Config) -> None:
     set_language(config.getoption("lang"))
     if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
         raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
+    try:  # a bad version is a usage error, before any cluster work
+        config.stash[KUBERNETES_VERSION] = releases.requested(
+            config.getoption("kubernetes_version")
+        )
+    except ProbelabError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 @pytest.hookimpl(trylast=True)
@@ -167,6 +184,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
             clusters.choose(option("cluster")),
             kubeconfig=option("kubeconfig"),
             context=option("kube_context"),
+            kubernetes_version=request.config.stash[KUBERNETES_VERSION],
         )
     )
     yield handle

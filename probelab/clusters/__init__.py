@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from probelab.clusters.base import ClusterHandle
+from probelab.clusters.local.releases import Request
 from probelab.errors import ProbelabError
 from probelab.progress import say
 
@@ -28,9 +29,18 @@ def choose(requested: str) -> str:
 
 
 def bring_up(
-    provider: str, *, kubeconfig: Path | None, context: str | None
+    provider: str,
+    *,
+    kubeconfig: Path | None,
+    context: str | None,
+    kubernetes_version: Request | None = None,
 ) -> tuple[ClusterHandle, Callable[[], None]]:
     """A ready cluster and the function that tears down whatever this call started."""
+    if kubernetes_version is not None and provider != "local":
+        raise ProbelabError(
+            f"--kubernetes-version chooses the local cluster's version; --cluster={provider} "
+            "runs the version it has"
+        )
     if provider == "existing":
         if not context:
             raise ProbelabError("--cluster=existing needs --kube-context: name the context")
@@ -39,7 +49,7 @@ def bring_up(
         from probelab.clusters.local.cluster import LocalCluster
 
         local = LocalCluster()
-        handle = local.up()
+        handle = local.up(kubernetes_version)
         return handle, (local.down if handle.owned else lambda: None)
     if provider == "kind":
         from probelab.clusters import kind

@@ -2,7 +2,7 @@
 
 The lab itself (labs/) proves the behaviour that matters to students on this cluster: the
 unauthorized pull, the pull secret, and liveness restarts. These tests check what the
-local provider promises on top: the pinned version, a Ready node, every component under
+local provider promises on top: the recorded version, a Ready node, every component under
 its PID file, `up` returning at once when already up, and pod traffic fenced in.
 """
 
@@ -24,8 +24,11 @@ def local(cluster: ClusterHandle) -> LocalCluster:
     return LocalCluster()
 
 
-def test_server_runs_the_pinned_version(local: LocalCluster, kube_api: client.ApiClient) -> None:
-    assert kube.check_reachable(kube_api) == local.config.versions.kubernetes
+def test_server_runs_the_recorded_version(local: LocalCluster, kube_api: client.ApiClient) -> None:
+    """`status` names the version from the record `up` wrote; the server must agree."""
+    versions = local.last_versions()
+    assert versions is not None
+    assert kube.check_reachable(kube_api) == versions.kubernetes
 
 
 def test_node_is_ready_with_the_bridge_address(
@@ -37,7 +40,9 @@ def test_node_is_ready_with_the_bridge_address(
     assert conditions["Ready"] == "True"
     addresses = {a.type: a.address for a in status.addresses or []}
     assert addresses["InternalIP"] == local.config.node_ip
-    assert status.node_info.kubelet_version == local.config.versions.kubernetes
+    versions = local.last_versions()
+    assert versions is not None
+    assert status.node_info.kubelet_version == versions.kubernetes
 
 
 def test_every_component_runs_under_its_pid_file(local: LocalCluster) -> None:

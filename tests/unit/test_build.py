@@ -13,11 +13,13 @@ import pytest
 from probelab.clusters.local.build import (
     Builder,
     _single_binary,
+    go_version_tuple,
     kubernetes_wrapper_go_mod,
     staging_modules,
     staging_version,
     version_ldflags,
 )
+from probelab.clusters.local.releases import go_directive
 from probelab.errors import ProbelabError
 
 # Cut down from k8s.io/kubernetes v1.35.4's go.mod, keeping each kind of line it has.
@@ -106,10 +108,10 @@ def test_staging_version_rejects_what_is_not_a_release(bad: str) -> None:
 
 def test_wrapper_go_mod_requires_kubernetes_and_pins_every_staging_module() -> None:
     """Each staging module is replaced by its published version of the same release."""
-    text = kubernetes_wrapper_go_mod("v1.35.4", STAGING_IN_SNIPPET)
+    text = kubernetes_wrapper_go_mod("v1.35.4", STAGING_IN_SNIPPET, "1.25.0")
 
     assert text.startswith("module probelab.invalid/kubernetes\n")
-    assert re.search(r"^go 1\.\d+(\.\d+)?$", text, re.MULTILINE)
+    assert re.search(r"^go 1\.25\.0$", text, re.MULTILINE)
     assert re.search(r"^require k8s\.io/kubernetes v1\.35\.4$", text, re.MULTILINE)
     replaces = _REPLACE_LINE.findall(text)
     assert [old for old, _, _ in replaces] == STAGING_IN_SNIPPET
@@ -118,7 +120,7 @@ def test_wrapper_go_mod_requires_kubernetes_and_pins_every_staging_module() -> N
 
 def test_wrapper_go_mod_points_nothing_into_a_staging_tree() -> None:
     """The wrapper exists because ./staging paths do not exist outside upstream's repo."""
-    text = kubernetes_wrapper_go_mod("v1.35.4", staging_modules(UPSTREAM_GO_MOD))
+    text = kubernetes_wrapper_go_mod("v1.35.4", staging_modules(UPSTREAM_GO_MOD), "1.25.0")
 
     assert "./staging" not in text
     assert staging_modules(text) == []
@@ -126,7 +128,44 @@ def test_wrapper_go_mod_points_nothing_into_a_staging_tree() -> None:
 
 def test_wrapper_go_mod_rejects_a_bad_version() -> None:
     with pytest.raises(ProbelabError):
-        kubernetes_wrapper_go_mod("1.35.4", STAGING_IN_SNIPPET)
+        kubernetes_wrapper_go_mod("1.35.4", STAGING_IN_SNIPPET, "1.25.0")
+
+
+def test_wrapper_go_mod_takes_upstreams_go_line() -> None:
+    """1.36 declares go 1.26.0; a wrapper at an older line would build it with the
+    language version and GODEBUG defaults of another release."""
+    go = go_directive(UPSTREAM_GO_MOD.replace("go 1.25.0", "go 1.26.0"))
+    text = kubernetes_wrapper_go_mod("v1.36.3", STAGING_IN_SNIPPET, go)
+
+    assert go == "1.26.0"
+    assert re.search(r"^go 1\.26\.0$", text, re.MULTILINE)
+    assert "v0.36.3" in text
+
+
+def test_go_directive_missing_is_an_error() -> None:
+    with pytest.raises(ProbelabError, match="no `go` line"):
+        go_directive("module k8s.io/kubernetes\n")
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("1.25.0", "go1.26.8"), ("1.26", "1.26.0"), ("go1.9.9", "1.10"), ("1.26.8", "1.27")],
+)
+def test_go_versions_compare_as_numbers(older: str, newer: str) -> None:
+    """`go1.9` is older than `1.10`: compared as numbers, not text."""
+    assert go_version_tuple(older) < go_version_tuple(newer)
+
+
+def test_a_release_needing_newer_go_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named before `go` fails halfway with a toolchain message (GOTOOLCHAIN=local)."""
+    builder = Builder(tmp_path)
+    monkeypatch.setattr(Builder, "_go_version", "go1.26.8\n")
+
+    builder.require_go("1.26.0", "Kubernetes v1.36.3")  # new enough: nothing happens
+    with pytest.raises(ProbelabError, match=r"^Kubernetes v1\.37\.2 needs Go 1\.27 or newer, "):
+        builder.require_go("1.27", "Kubernetes v1.37.2")
 
 
 def test_version_ldflags_set_the_release_in_both_version_packages() -> None:

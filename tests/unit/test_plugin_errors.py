@@ -51,6 +51,15 @@ def test_existing_cluster_needs_a_named_context(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(["*--cluster=existing needs --kube-context=NAME*"])
 
 
+@pytest.mark.parametrize("version", ["1.29", "banana", "1.40"])
+def test_a_bad_kubernetes_version_is_a_usage_error(pytester: pytest.Pytester, version: str) -> None:
+    """Refused with the supported range before a cluster is touched or anything built."""
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest_subprocess(f"--kubernetes-version={version}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*supported: 1.33 to 1.36*"])
+
+
 def test_missing_manifest_stops_before_any_cluster_work(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USES_SCENARIO)
     manifests = pytester.mkdir("manifests")

@@ -7,10 +7,12 @@ inside its own repository; a small wrapper module replaces each of those with th
 published `v0.MINOR.PATCH` of the same release. The list of staging modules is read from
 upstream's go.mod, so it follows the version instead of being typed out here.
 
-Results are cached under a key made of the recipe (versions, Go version, flags); a second
-`up` with the same key builds nothing.
+The wrapper declares upstream's own `go` line, so each release builds with the language
+version and GODEBUG defaults it was released with. Results are cached under a key made of
+the recipe (versions, Go version, flags); a second `up` with the same key builds nothing.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from probelab.clusters.local import releases
+from probelab.clusters.local.releases import KUBERNETES_MODULE, Request, Versions
 from probelab.errors import ProbelabError
 from probelab.progress import step
 
@@ -40,12 +44,12 @@ _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MU
 
 
 @dataclass(frozen=True)
-class Versions:
-    """The pinned versions of everything the local cluster builds."""
+class ModuleSource:
+    """A downloaded module: its extracted tree, its go.mod and its publication time."""
 
-    kubernetes: str = "v1.35.4"
-    etcd: str = "v3.6.16"
-    coredns: str = "v1.14.7"
+    dir: Path
+    go_mod: str
+    time: str
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,25 @@ def staging_version(kubernetes_version: str) -> str:
     return f"v0.{match.group(1)}"
 
 
-def kubernetes_wrapper_go_mod(version: str, staging: Sequence[str]) -> str:
-    """A go.mod that builds k8s.io/kubernetes@version with published staging modules."""
+def kubernetes_wrapper_go_mod(version: str, staging: Sequence[str], go: str) -> str:
+    """A go.mod that builds k8s.io/kubernetes@version with published staging modules.
+
+    `go` is upstream's own `go` line: it sets the language version and GODEBUG defaults.
+    """
     published = staging_version(version)
     replaces = "".join(f"\t{module} => {module} {published}\n" for module in staging)
     return (
-        "module probelab.invalid/kubernetes\n\ngo 1.25.0\n\n"
-        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces})\n"
+        f"module probelab.invalid/kubernetes\n\ngo {go}\n\n"
+        f"require {KUBERNETES_MODULE} {version}\n\nreplace (\n{replaces})\n"
     )
+
+
+def go_version_tuple(version: str) -> tuple[int, ...]:
+    """`go1.26.8`, `1.26.0` or `1.26` as numbers, for comparing."""
+    match = re.match(r"(?:go)?(\d+(?:\.\d+)*)", version.strip())
+    if match is None:
+        raise ProbelabError(f"not a Go version: {version!r}")
+    return tuple(int(part) for part in match.group(1).split("."))
 
 
 def version_ldflags(version: str, build_date: str) -> str:
@@ -133,6 +148,8 @@ class Builder:
         )
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-25:])
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # `-json`: the error inside
+                tail = json.loads(result.stdout)["Error"]
             raise ProbelabError(f"{what} failed (go {' '.join(args[:2])}):\n{tail}")
         return result.stdout
 
@@ -141,6 +158,48 @@ class Builder:
         """Part of every cache key; read once, since every binary looks its key up."""
         self.cache_root.mkdir(parents=True, exist_ok=True)
         return self._go_run(["env", "GOVERSION"], self.cache_root, "reading the Go version")
+
+    def require_go(self, needed: str, what: str) -> None:
+        """Refuse, in one line, a module whose `go` line is newer than the local Go."""
+        have = self._go_version.strip()
+        if go_version_tuple(needed) > go_version_tuple(have):
+            raise ProbelabError(
+                f"{what} needs Go {needed} or newer, and `go` here is {have}; "
+                "install a newer Go (no toolchain is downloaded: GOTOOLCHAIN=local)"
+            )
+
+    def module(self, path: str, version: str) -> ModuleSource:
+        """Download `path@version` from the module proxy (or find it in the module cache)."""
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        info = json.loads(
+            self._go_run(
+                ["mod", "download", "-json", f"{path}@{version}"],
+                self.cache_root,
+                f"downloading {path}@{version} from the Go module proxy",
+            )
+        )
+        return ModuleSource(
+            Path(info["Dir"]),
+            Path(info["GoMod"]).read_text(),
+            json.loads(Path(info["Info"]).read_text())["Time"],
+        )
+
+    def newest(self, path: str, query: str) -> str:
+        """The version a module query picks, e.g. `v1.34`: the newest v1.34.x listed."""
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        return self._go_run(
+            ["list", "-m", "-f", "{{.Version}}", f"{path}@{query}"],
+            self.cache_root,
+            f"finding {path}@{query} on the Go module proxy",
+        ).strip()
+
+    def versions(self, request: Request) -> Versions:
+        """The exact release a request means, with the etcd and CoreDNS it ships with."""
+        kubernetes = request.query
+        if request.patch is None:
+            kubernetes = self.newest(KUBERNETES_MODULE, request.query)
+        source = self.module(KUBERNETES_MODULE, kubernetes)
+        return releases.components((source.dir / releases.CONSTANTS_FILE).read_text(), kubernetes)
 
     def _cached(self, name: str, recipe: str) -> tuple[Path, bool]:
         """The output folder for `name` and whether it already holds this recipe's build."""
@@ -191,22 +250,16 @@ class Builder:
         out, done = self._cached(f"kubernetes-{version}", recipe)
         if done:
             return out / "bin"
-        info = json.loads(
-            self._go_run(
-                ["mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-                self.cache_root,
-                f"downloading k8s.io/kubernetes@{version}",
-            )
-        )
-        upstream_go_mod = Path(info["GoMod"]).read_text()
-        build_date = json.loads(Path(info["Info"]).read_text())["Time"]
+        source = self.module(KUBERNETES_MODULE, version)
+        go = releases.go_directive(source.go_mod)
+        self.require_go(go, f"Kubernetes {version}")
         out = self._build(
             f"kubernetes-{version}",
             recipe,
-            kubernetes_wrapper_go_mod(version, staging_modules(upstream_go_mod)),
+            kubernetes_wrapper_go_mod(version, staging_modules(source.go_mod), go),
             {},
-            [f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS],
-            version_ldflags(version, build_date),
+            [f"{KUBERNETES_MODULE}/cmd/{command}" for command in KUBERNETES_COMMANDS],
+            version_ldflags(version, source.time),
             f"building Kubernetes {version} from the Go module proxy (about 5 min cold)",
         )
         return out / "bin"

@@ -5,7 +5,10 @@ then starts each component and waits for it to be ready before starting the next
 etcd, kube-apiserver, the controller manager and scheduler, containerd, a Docker engine, the
 TLS registry, kubelet (until the node is Ready), kube-proxy and CoreDNS. If anything fails
 or the user presses Ctrl-C, everything this `up` started is stopped again before the error
-is reported. `up` on a running cluster checks it and returns.
+is reported. `up` on a running cluster checks it and returns, unless another Kubernetes
+version is asked for: then the new binaries are built first, while the old cluster still
+runs, and the old cluster is replaced (down, then up) with an empty etcd, since etcd data
+written by one release is not promised to be readable by an older etcd or API server.
 
 `down` deletes the pods first, so kubelet itself tears down their sandboxes, network and
 mounts; then it stops each process by its PID file, removes kube-proxy's and our iptables
@@ -34,6 +37,7 @@ from probelab.clusters.local.images import ensure_base_image, import_pause_image
 from probelab.clusters.local.network import PodNetwork
 from probelab.clusters.local.pki import PkiLayout, ensure_pki
 from probelab.clusters.local.processes import Supervisor
+from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, Versions, parse
 from probelab.errors import ProbelabError
 from probelab.progress import say, step
 from probelab.registries.local import LocalRegistry, LocalRegistryServer
@@ -103,18 +107,54 @@ class LocalCluster:
             api.close()
         return True
 
-    def up(self) -> ClusterHandle:
+    def last_versions(self) -> Versions | None:
+        """What the last successful `up` started (it may have been stopped since)."""
+        try:
+            return Versions(**json.loads(self.layout.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def builder(self) -> Builder:
+        return Builder(self.config.cache / "build")
+
+    def resolve(self, request: Request | None) -> Versions:
+        """The exact release (and its etcd and CoreDNS) a request means; default if none."""
+        return self.builder().versions(request or parse(DEFAULT_KUBERNETES))
+
+    def build(self, request: Request | None = None) -> tuple[Versions, Binaries]:
+        """Build (or find cached) everything `up` runs; touches no cluster."""
+        versions = self.resolve(request)
+        return versions, self.builder().all(versions)
+
+    def up(self, request: Request | None = None) -> ClusterHandle:
+        """The running cluster, or one at `request` (none asked: whatever runs, else the
+        default); asking for another version than the running one replaces it."""
         if self.is_up():
-            say(f"local cluster already up (state in {self.layout.root})")
-            return self.handle(owned=False)
+            running = self.last_versions()
+            what = running.describe() if running else "an unrecorded version"
+            versions = self.resolve(request) if request is not None else None
+            if versions is None or (running and running.kubernetes == versions.kubernetes):
+                say(f"local cluster already up: {what} (state in {self.layout.root})")
+                return self.handle(owned=False)
+            binaries = self.builder().all(versions)  # the old cluster runs on meanwhile
+            say(
+                f"the local cluster runs {what}; replacing it with "
+                f"Kubernetes {versions.kubernetes} (down, then up)"
+            )
+            self.down()
+        else:
+            versions, binaries = self.build(request)
         preflight.check(self.config, self.supervisor)
         try:
-            self._up()
+            self._up(versions, binaries)
         except BaseException:  # Ctrl-C too: leave nothing half-started behind
             say("bringing the local cluster up failed; stopping what was started")
             self.down(quiet=True)
             raise
-        say(f"local cluster up: KUBECONFIG={self.layout.kubeconfig} (state in {self.layout.root})")
+        say(
+            f"local cluster up: {versions.describe()}; KUBECONFIG={self.layout.kubeconfig} "
+            f"(state in {self.layout.root})"
+        )
         return self.handle(owned=True)
 
     def down(self, *, quiet: bool = False) -> None:
@@ -142,9 +182,9 @@ class LocalCluster:
 
     # -- up, step by step ---------------------------------------------------------------
 
-    def _up(self) -> None:
+    def _up(self, versions: Versions, binaries: Binaries) -> None:
         self.layout.make()
-        binaries = Builder(self.config.cache / "build").all(self.config.versions)
+        self._fresh_etcd_if_changed(versions)
         self._link_binaries(binaries)
         pki = self._pki()
         components = Components(self.config, binaries, pki)
@@ -177,7 +217,16 @@ class LocalCluster:
             self._start(component)
         self.network.put_guard_first()
         api.close()
-        self.layout.state_file.write_text(json.dumps(asdict(self.config.versions)))
+        self.layout.state_file.write_text(json.dumps(asdict(versions)))
+
+    def _fresh_etcd_if_changed(self, versions: Versions) -> None:
+        """Another release starts from an empty etcd; the lab keeps nothing in it."""
+        previous = self.last_versions()
+        data = self.layout.data / "etcd"
+        if previous is None or previous == versions or not data.exists():
+            return
+        say(f"starting with an empty etcd: its data was written by {previous.describe()}")
+        shutil.rmtree(data)
 
     def _start(self, component: Component) -> None:
         argv = [*component.argv, *self.config.extra_args.get(component.name, ())]

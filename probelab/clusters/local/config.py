@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from probelab.clusters.local.build import Versions
-
 _POD_CIDR = IPv4Network("10.244.0.0/24")
 _SERVICE_CIDR = IPv4Network("10.96.0.0/16")
 
@@ -38,7 +36,6 @@ class LocalClusterConfig:
 
     home: Path = field(default_factory=_default_home)
     cache: Path = field(default_factory=_default_cache)
-    versions: Versions = field(default_factory=Versions)
     node_name: str = "probelab"
     context: str = "probelab-local"
     bridge: str = "probelab0"
