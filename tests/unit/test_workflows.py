@@ -104,7 +104,7 @@ def test_actionlint_catches_a_broken_workflow(actionlint: str, tmp_path: Path) -
 
 
 def test_readme_leads_with_the_two_dev_commands() -> None:
-    assert readme_commands() == ["sudo scripts/dev lab", "sudo scripts/dev test"]
+    assert readme_commands() == ["scripts/dev lab", "scripts/dev test"]
 
 
 def test_every_readme_command_runs_in_the_workflow() -> None:
@@ -124,8 +124,7 @@ def test_the_workflow_runs_scripts_dev_only_as_the_readme_says() -> None:
 def test_ci_run_and_the_e2e_job_run_the_same_readme_command() -> None:
     test_command = next(c for c in readme_commands() if c.endswith(" test"))
     ci_run = (ROOT / ".ci" / "run").read_text().splitlines()
-    # .ci/run already runs as root: the README's command without sudo.
-    assert f"exec {test_command.removeprefix('sudo ')}" in ci_run
+    assert f"exec {test_command}" in ci_run
     e2e = run_lines(load(CI)["jobs"]["e2e-kind"])
     assert f"{test_command} --cluster=kind" in e2e
 

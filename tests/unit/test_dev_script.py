@@ -1,0 +1,81 @@
+"""scripts/dev as a user: it runs itself again with sudo when the local cluster needs
+root, keeping probelab's variables and PATH, and says what to do when there is no sudo.
+
+As root (here and in .ci/run) the test drops to `nobody` with setpriv to be that user; a
+stand-in `sudo` on PATH records how it was called instead of raising anything.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DEV = Path(__file__).resolve().parents[2] / "scripts" / "dev"
+FAKE_SUDO = "#!/bin/sh\nprintf 'SUDO'; printf ' [%s]' \"$@\"; echo\n"
+
+
+@pytest.fixture
+def bin_dir() -> Iterator[Path]:
+    """A PATH directory the unprivileged user can read (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="probelab-dev-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def as_user(args: list[str], path: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = ["env", "-i", f"PATH={path}", *(f"{k}={v}" for k, v in env.items()), *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.fail("running as root and setpriv (util-linux) is missing to drop to nobody")
+        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")
+
+
+def test_a_user_gets_sudo_for_the_local_cluster(bin_dir: Path) -> None:
+    sudo = bin_dir / "sudo"
+    sudo.write_text(FAKE_SUDO)
+    sudo.chmod(sudo.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    path = f"{bin_dir}:/usr/bin:/bin"
+    result = as_user(
+        [str(DEV), "lab", "--cluster=local", "-k", "liveness"],
+        path,
+        PROBELAB_HOME="/srv/p",
+        LANG="ko_KR.UTF-8",
+        SECRET_OF_SOMEONE="x",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the local cluster needs root: running again with sudo" in result.stderr
+    words = result.stdout.split(" [")
+    assert words[0] == "SUDO"
+    called = [w.rstrip("]\n") for w in words[1:]]
+    kept = called[0].removeprefix("--preserve-env=").split(",")
+    assert {"PROBELAB_HOME", "LANG"} <= set(kept)
+    assert "SECRET_OF_SOMEONE" not in kept
+    assert called[1:] == [
+        "env",
+        f"PATH={path}",
+        str(DEV),
+        "lab",
+        "--cluster=local",
+        "-k",
+        "liveness",
+    ]
+
+
+def test_without_sudo_it_says_to_run_as_root(bin_dir: Path) -> None:
+    for directory in (Path("/usr/bin"), Path("/bin")):  # the system's commands but sudo
+        for program in directory.iterdir():
+            if program.name != "sudo" and not (bin_dir / program.name).exists():
+                (bin_dir / program.name).symlink_to(program)
+    result = as_user([str(DEV), "cluster", "status"], str(bin_dir))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "scripts/dev: the local cluster needs root and sudo is not installed; run this as root"
+    )
