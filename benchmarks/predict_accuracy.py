@@ -1,6 +1,7 @@
 """How close `probelab predict` comes to what kubelet does: predict and observe each case.
 
-    sudo .venv/bin/python benchmarks/predict_accuracy.py [--parallel 2] [CASE ...]
+    sudo .venv/bin/python benchmarks/predict_accuracy.py [--parallel 2]
+        [--kubernetes-version 1.34] [CASE ...]
 
 Each manifest in benchmarks/manifests runs on the local cluster (which must be up) for
 just long enough to show its behaviour, two at a time. For every restart, the first
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probelab import kube
+from probelab.clusters.local import releases
 from probelab.clusters.local.cluster import LocalCluster
+from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
 from probelab.observe import observe
 from probelab.predict import ContainerTimeline, Timelines, container_probes, predict, read_pods
@@ -98,8 +101,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=list(DURATIONS))
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument(
+        "--kubernetes-version",
+        metavar="VERSION",
+        help="run on this local cluster version (as `probelab cluster up --kubernetes-version`"
+        ": another than the running one replaces it); default: the running cluster",
+    )
     args = parser.parse_args()
     local = LocalCluster()
+    try:
+        request = releases.requested(args.kubernetes_version)
+        if request is not None:
+            local.up(request)
+    except ProbelabError as error:
+        print(f"predict_accuracy: {error}", file=sys.stderr)
+        return error.exit_code
     if not local.is_up():
         print("the local cluster is not up: probelab cluster up", file=sys.stderr)
         return 2
@@ -107,6 +123,7 @@ def main() -> int:
     assert handle.registry is not None
     image = build_and_push(docker_client(handle.docker_host), ROOT / "app", handle.registry)
     api = kube.api_client(handle.kubeconfig, handle.context)
+    print(f"server: Kubernetes {kube.check_reachable(api)}\n")
 
     def run(case: str) -> list[Point]:
         path, duration = MANIFESTS / f"{case}.yaml", DURATIONS[case]

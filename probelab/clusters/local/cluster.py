@@ -39,6 +39,7 @@ from probelab.clusters.local.pki import PkiLayout, ensure_pki
 from probelab.clusters.local.processes import Supervisor
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, Versions, parse
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 from probelab.progress import say, step
 from probelab.registries.local import LocalRegistry, LocalRegistryServer
 
@@ -138,8 +139,10 @@ class LocalCluster:
                 return self.handle(owned=False)
             binaries = self.builder().all(versions)  # the old cluster runs on meanwhile
             say(
-                f"the local cluster runs {what}; replacing it with "
-                f"Kubernetes {versions.kubernetes} (down, then up)"
+                _(
+                    "the local cluster runs {running}; replacing it with Kubernetes "
+                    "{version} (down, then up)"
+                ).format(running=what, version=versions.kubernetes)
             )
             self.down()
         else:
@@ -225,7 +228,11 @@ class LocalCluster:
         data = self.layout.data / "etcd"
         if previous is None or previous == versions or not data.exists():
             return
-        say(f"starting with an empty etcd: its data was written by {previous.describe()}")
+        say(
+            _("starting with an empty etcd: its data was written by {previous}").format(
+                previous=previous.describe()
+            )
+        )
         shutil.rmtree(data)
 
     def _start(self, component: Component) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 
 SUPPORTED_MINORS = (33, 34, 35, 36)
 # The version the lab is proven on first, and what runs when nobody asks for another.
@@ -60,13 +61,17 @@ def parse(text: str) -> Request:
     match = _REQUEST.fullmatch(text.strip())
     if match is None:
         raise ProbelabError(
-            f"{text!r} is not a Kubernetes version; supported: {supported_range()} "
-            "(a minor such as 1.34, or a patch such as 1.34.2)"
+            _(
+                "'{text}' is not a Kubernetes version; supported: {range} "
+                "(a minor such as 1.34, or a patch such as 1.34.2)"
+            ).format(text=text, range=supported_range())
         )
     minor = int(match.group(1))
     if minor not in SUPPORTED_MINORS:
         raise ProbelabError(
-            f"Kubernetes {text.strip()} is not supported; supported: {supported_range()}"
+            _("Kubernetes {version} is not supported; supported: {range}").format(
+                version=text.strip(), range=supported_range()
+            )
         )
     patch = match.group(2)
     return Request(minor, None if patch is None else int(patch))
