@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from probelab.commands import (
     Subparsers,
     cluster,
+    conformance,
     diagnose,
     doctor,
     lint,
@@ -33,6 +34,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     lint.register,
     verify.register,
     doctor.register,
+    conformance.register,
 )
 
 

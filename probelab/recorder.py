@@ -74,30 +74,54 @@ class Recorder:
             self.timeline.add_event(event)
 
     def _follow(self, list_func: Callable[..., Any], add: Callable[[str, Any], None]) -> None:
-        first = True
-        while not self._stopping.is_set():
-            try:
-                listing = retry_transient(list_func)(self.namespace)
-                for item in listing.items:
-                    add("ADDED", item)
-                version = listing.metadata.resource_version
-                if first:
-                    first = False
-                    self._ready.wait(timeout=60)
-                while not self._stopping.is_set():
-                    for change in watch.Watch().stream(
-                        list_func,
-                        self.namespace,
-                        resource_version=version,
-                        timeout_seconds=WATCH_WINDOW_SECONDS,
-                    ):
-                        obj = change["object"]
-                        version = obj.metadata.resource_version
-                        add(change["type"], obj)
-            except ApiException as error:
-                if error.status != 410:
-                    log.warning("watch in %s failed (%s); listing again", self.namespace, error)
-                    self._stopping.wait(RELIST_PAUSE_SECONDS)
-            except Exception as error:  # keep recording through transient failures
-                log.warning("watch in %s broke (%s); listing again", self.namespace, error)
-                self._stopping.wait(RELIST_PAUSE_SECONDS)
+        follow(
+            list_func,
+            add,
+            self._stopping,
+            listed=lambda: self._ready.wait(timeout=60),
+            where=f"in {self.namespace}",
+            namespace=self.namespace,
+        )
+
+
+def follow(
+    list_func: Callable[..., Any],
+    add: Callable[[str, Any], None],
+    stopping: threading.Event,
+    *,
+    listed: Callable[[], object] = lambda: None,
+    where: str = "",
+    **list_kwargs: Any,
+) -> None:
+    """Hand every listed and then watched object to `add(kind, obj)` until `stopping`.
+
+    `listed` is called once, after the first list. Watches resume from the last version
+    seen; a failed list or watch (410 Gone too) starts again from a new list.
+    """
+    first = True
+    while not stopping.is_set():
+        try:
+            listing = retry_transient(list_func)(**list_kwargs)
+            for item in listing.items:
+                add("ADDED", item)
+            version = listing.metadata.resource_version
+            if first:
+                first = False
+                listed()
+            while not stopping.is_set():
+                for change in watch.Watch().stream(
+                    list_func,
+                    resource_version=version,
+                    timeout_seconds=WATCH_WINDOW_SECONDS,
+                    **list_kwargs,
+                ):
+                    obj = change["object"]
+                    version = obj.metadata.resource_version
+                    add(change["type"], obj)
+        except ApiException as error:
+            if error.status != 410:
+                log.warning("watch %s failed (%s); listing again", where, error)
+                stopping.wait(RELIST_PAUSE_SECONDS)
+        except Exception as error:  # keep recording through transient failures
+            log.warning("watch %s broke (%s); listing again", where, error)
+            stopping.wait(RELIST_PAUSE_SECONDS)

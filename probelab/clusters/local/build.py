@@ -40,6 +40,11 @@ KUBERNETES_COMMANDS = (
 )
 # The packages whose variables `kubectl version` and `/version` report.
 _VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+E2E_PACKAGE = "k8s.io/kubernetes/test/e2e"
+AGNHOST_PACKAGE = "k8s.io/kubernetes/test/images/agnhost"
+# The CLI of the ginkgo library e2e.test links; the wrapper's module graph picks the same
+# version, so the CLI and the suite it drives always agree.
+GINKGO_PACKAGE = "github.com/onsi/ginkgo/v2/ginkgo"
 _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
 
 
@@ -63,6 +68,16 @@ class Binaries:
 
     def kube(self, command: str) -> Path:
         return self.kubernetes / command
+
+
+@dataclass(frozen=True)
+class SuiteBinaries:
+    """Upstream's conformance tooling of one release: the suite, its runner, its server."""
+
+    e2e: Path
+    ginkgo: Path
+    agnhost: Path
+    source: Path  # the release's module tree (image names, spec sources)
 
 
 def staging_modules(upstream_go_mod: str) -> list[str]:
@@ -216,7 +231,9 @@ class Builder:
         packages: Sequence[str],
         ldflags: str = "-s -w",
         what: str = "",
+        tests: Sequence[str] = (),
     ) -> Path:
+        """`go build` `packages` (and `go test -c` `tests`) into the cache, once per recipe."""
         out, done = self._cached(name, recipe)
         if done:
             return out
@@ -227,20 +244,11 @@ class Builder:
             (src / filename).write_text(text)
         bin_dir = out / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
+        flags = ["-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", f"{bin_dir}/"]
         with step(what or f"building {name}"):
-            self._go_run(
-                [
-                    "build",
-                    "-mod=mod",
-                    "-trimpath",
-                    f"-ldflags={ldflags}",
-                    "-o",
-                    f"{bin_dir}/",
-                    *packages,
-                ],
-                src,
-                f"building {name}",
-            )
+            self._go_run(["build", *flags, *packages], src, f"building {name}")
+            if tests:
+                self._go_run(["test", "-c", *flags, *tests], src, f"building {name}")
         (out / ".complete").write_text(recipe + "\n")
         return out
 
@@ -250,19 +258,50 @@ class Builder:
         out, done = self._cached(f"kubernetes-{version}", recipe)
         if done:
             return out / "bin"
-        source = self.module(KUBERNETES_MODULE, version)
-        go = releases.go_directive(source.go_mod)
-        self.require_go(go, f"Kubernetes {version}")
+        go_mod, ldflags, _ = self._kubernetes_wrapper(version)
         out = self._build(
             f"kubernetes-{version}",
             recipe,
-            kubernetes_wrapper_go_mod(version, staging_modules(source.go_mod), go),
+            go_mod,
             {},
             [f"{KUBERNETES_MODULE}/cmd/{command}" for command in KUBERNETES_COMMANDS],
-            version_ldflags(version, source.time),
+            ldflags,
             f"building Kubernetes {version} from the Go module proxy (about 5 min cold)",
         )
         return out / "bin"
+
+    def _kubernetes_wrapper(self, version: str) -> tuple[str, str, Path]:
+        """The wrapper go.mod for `version`, linker flags stamping the release, its tree."""
+        source = self.module(KUBERNETES_MODULE, version)
+        go = releases.go_directive(source.go_mod)
+        self.require_go(go, f"Kubernetes {version}")
+        return (
+            kubernetes_wrapper_go_mod(version, staging_modules(source.go_mod), go),
+            version_ldflags(version, source.time),
+            source.dir,
+        )
+
+    def kubernetes_tests(self, version: str) -> SuiteBinaries:
+        """e2e.test, the ginkgo CLI and agnhost of `version`, from the cluster's wrapper module.
+
+        The same go.mod and flags as the cluster's binaries, so the packages both link are
+        already in GOCACHE and the suite is the very release the cluster runs.
+        """
+        name = f"kubernetes-tests-{version}"
+        recipe = f"kubernetes-tests {version} {E2E_PACKAGE} {GINKGO_PACKAGE} {AGNHOST_PACKAGE}"
+        go_mod, ldflags, source = self._kubernetes_wrapper(version)
+        out = self._build(
+            name,
+            recipe,
+            go_mod,
+            {},
+            [GINKGO_PACKAGE, AGNHOST_PACKAGE],
+            ldflags,
+            f"building e2e.test, ginkgo and agnhost of Kubernetes {version} (about 15 min cold)",
+            tests=[E2E_PACKAGE],
+        )
+        bin_dir = out / "bin"
+        return SuiteBinaries(bin_dir / "e2e.test", bin_dir / "ginkgo", bin_dir / "agnhost", source)
 
     def etcd(self, version: str) -> Path:
         go_mod = (

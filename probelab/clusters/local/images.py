@@ -46,26 +46,26 @@ def _image_exists(client: docker.DockerClient, reference: str) -> bool:
     return True
 
 
-def import_pause_image(
-    client: docker.DockerClient, pause_binary: Path, containerd_socket: Path
-) -> None:
-    """Put the pause image into containerd's `k8s.io` namespace (idempotent)."""
+def containerd_images(containerd_socket: Path) -> set[str]:
+    """The image references in containerd's `k8s.io` namespace, the one kubelet uses."""
     listed = subprocess.run(
         ["ctr", f"--address={containerd_socket}", "--namespace=k8s.io", "images", "ls", "-q"],
         capture_output=True,
         text=True,
         check=False,
     )
-    if PAUSE_IMAGE in listed.stdout.split():
-        return
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        tar.add(pause_binary, arcname="pause")
-    repository, tag = PAUSE_IMAGE.rsplit(":", 1)
-    client.api.import_image_from_data(
-        layer.getvalue(), repository=repository, tag=tag, changes=['ENTRYPOINT ["/pause"]']
-    )
-    archive = b"".join(client.images.get(PAUSE_IMAGE).save(named=True))
+    return set(listed.stdout.split())
+
+
+def import_into_containerd(
+    client: docker.DockerClient, reference: str, containerd_socket: Path
+) -> None:
+    """Copy an image from the Docker engine into containerd's `k8s.io` namespace.
+
+    Kubelet then finds it under `reference` and, with an `IfNotPresent` policy, never
+    pulls it.
+    """
+    archive = b"".join(client.images.get(reference).save(named=True))
     result = subprocess.run(
         ["ctr", f"--address={containerd_socket}", "--namespace=k8s.io", "images", "import", "-"],
         input=archive,
@@ -74,8 +74,27 @@ def import_pause_image(
     )
     if result.returncode != 0:
         raise ProbelabError(
-            f"importing the pause image into containerd failed: {result.stderr.decode()}"
+            f"importing {reference} into containerd failed: {result.stderr.decode().strip()}"
         )
+
+
+def import_pause_image(
+    client: docker.DockerClient,
+    pause_binary: Path,
+    containerd_socket: Path,
+    reference: str = PAUSE_IMAGE,
+) -> None:
+    """Put `pause_binary` alone in an image named `reference` into containerd (idempotent)."""
+    if reference in containerd_images(containerd_socket):
+        return
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        tar.add(pause_binary, arcname="pause")
+    repository, tag = reference.rsplit(":", 1)
+    client.api.import_image_from_data(
+        layer.getvalue(), repository=repository, tag=tag, changes=['ENTRYPOINT ["/pause"]']
+    )
+    import_into_containerd(client, reference, containerd_socket)
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
