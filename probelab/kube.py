@@ -83,6 +83,29 @@ def get_raw(api: client.ApiClient, path: str) -> bytes:
     return bytes(data)
 
 
+def node_is_ready(node: client.V1Node) -> bool:
+    """True when the node reports the condition Ready=True."""
+    if node.status is None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def wait_nodes_ready(api: client.ApiClient, names: set[str], *, timeout: float) -> None:
+    """Watch until every named node is Ready; WaitTimeout (an AssertionError) if not in time."""
+    core = client.CoreV1Api(api)
+    ready: set[str] = set()
+
+    def all_ready(node: client.V1Node) -> bool:
+        name = node.metadata.name if node.metadata else None
+        if name in names:
+            (ready.add if node_is_ready(node) else ready.discard)(name)
+        return ready >= names
+
+    watch_until(
+        core.list_node, all_ready, timeout=timeout, what=f"node {', '.join(sorted(names))} Ready"
+    )
+
+
 def watch_until(
     list_func: Callable[..., Any],
     check: Callable[[Any], T | None],

@@ -36,10 +36,10 @@ def bring_up(
     kubernetes_version: Request | None = None,
 ) -> tuple[ClusterHandle, Callable[[], None]]:
     """A ready cluster and the function that tears down whatever this call started."""
-    if kubernetes_version is not None and provider != "local":
+    if kubernetes_version is not None and provider not in ("local", "kind"):
         raise ProbelabError(
-            f"--kubernetes-version chooses the local cluster's version; --cluster={provider} "
-            "runs the version it has"
+            f"--kubernetes-version chooses the local or kind cluster's version; "
+            f"--cluster={provider} runs the version it has"
         )
     if provider == "existing":
         if not context:
@@ -54,5 +54,5 @@ def bring_up(
     if provider == "kind":
         from probelab.clusters import kind
 
-        return kind.bring_up()
+        return kind.bring_up(request=kubernetes_version)
     raise ProbelabError(f"unknown cluster provider {provider!r}; choose from {', '.join(CHOICES)}")

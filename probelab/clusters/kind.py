@@ -8,10 +8,13 @@ second Kubernetes client (pykube-ng); and it deletes a cluster it merely reused.
 
 Settings come from the environment so that CI can choose them per matrix entry:
 `PROBELAB_KIND_CLUSTER` (name, default `probelab`), `PROBELAB_KIND_NODE_IMAGE` (default:
-the image this kind release defaults to). A cluster that already exists under the name is
-reused and never deleted; one created here is deleted at the end unless `--keep-cluster`.
-The kubeconfig is written to probelab's own state directory, never merged into
-`~/.kube/config`.
+the image this kind release defaults to; `build` makes one here, see `kind_node`). A
+cluster that already exists under the name is reused and never deleted; one created here
+is deleted at the end unless `--keep-cluster`, and also when its creation fails or is
+interrupted. kind only warns when the node is not Ready in time, so probelab waits for it
+itself and fails with the tail of kind's own logs. The kubeconfig is written to probelab's
+own state directory, never merged into `~/.kube/config`. Without a `kind` on PATH, the
+version CI pins is built from the Go module proxy and cached.
 """
 
 import os
@@ -21,8 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+from kubernetes import client
+
 from probelab import kube
 from probelab.clusters.base import ClusterHandle
+from probelab.clusters.kind_network import KindNetworkGuard
+from probelab.clusters.kind_node.build import KIND_VERSION, NodeImage, NodeImageBuilder
+from probelab.clusters.kind_node.components import OWN_REPOSITORY
+from probelab.clusters.kind_node.layout import POD_SUBNET
+from probelab.clusters.local.build import Builder
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, parse
 from probelab.errors import ProbelabError
 from probelab.images import docker_client
 from probelab.progress import say, step
@@ -30,29 +43,58 @@ from probelab.registries.kind import KindRegistryServer, KindRegistrySettings, p
 
 DEFAULT_NAME = "probelab"
 WAIT_FOR_CONTROL_PLANE = "120s"
+NODE_READY_TIMEOUT = 120.0
+BUILD_HERE = "build"
 INSTALL_HELP = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+LOG_TAIL_LINES = 25
 # Node images from kind v0.27 on read registry hosts from /etc/containerd/certs.d already;
 # older ones need this patch for the registry's hosts.toml to count (kind's own recipe).
-CLUSTER_CONFIG = """\
-kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-containerdConfigPatches:
-- |-
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "/etc/containerd/certs.d"
+REGISTRY_PATCH = """\
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "/etc/containerd/certs.d"
 """
+# kind never sets it, and kubelet 1.35+ refuses to start on a cgroup v1 host without it.
+KUBELET_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
-def kind_binary() -> str:
-    """The `kind` on PATH, or a ProbelabError that says how to get one."""
+def kind_binary(cache: Path | None = None) -> str:
+    """The `kind` on PATH, else kind `KIND_VERSION` built from the Go module proxy."""
     found = shutil.which("kind")
-    if found is None:
+    if found is not None:
+        return found
+    if shutil.which("go") is None:
         raise ProbelabError(
-            f"kind is not on PATH; install it ({INSTALL_HELP}) or use --cluster=local"
+            f"kind is not on PATH, and Go is not either to build it; install kind "
+            f"({INSTALL_HELP}) or Go 1.25+, or use --cluster=local"
         )
-    return found
+    cache = cache or LocalClusterConfig().cache
+    return str(Builder(cache / "build").kind(KIND_VERSION))
+
+
+def cluster_config(built: NodeImage | None = None) -> str:
+    """kind's cluster config: the registry and cgroup patches, and what a node made here needs.
+
+    A node made here has no kindnetd (a CNI config is baked in instead) and carries etcd
+    and CoreDNS under their own versions, so kubeadm is told their image names.
+    """
+    document: dict[str, object] = {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "containerdConfigPatches": [REGISTRY_PATCH],
+        "kubeadmConfigPatches": [KUBELET_PATCH],
+    }
+    if built is not None:
+        versions = built.components
+        images = {
+            "kind": "ClusterConfiguration",
+            "etcd": {"local": {"imageRepository": OWN_REPOSITORY, "imageTag": versions.etcd}},
+            "dns": {"imageRepository": OWN_REPOSITORY, "imageTag": versions.coredns},
+        }
+        document["kubeadmConfigPatches"] = [KUBELET_PATCH, yaml.safe_dump(images)]
+        document["networking"] = {"disableDefaultCNI": True, "podSubnet": POD_SUBNET}
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -134,26 +176,83 @@ class KindCluster:
         path.write_text(text)
         return path
 
-    def create(self) -> None:
+    def create(self, config: str) -> None:
         with step(f"creating kind cluster {self.settings.name}"):
-            self._kind(*create_command(self.kind, self.settings)[1:], stdin=CLUSTER_CONFIG)
+            self._kind(*create_command(self.kind, self.settings)[1:], stdin=config)
+
+    def wait_node_ready(self, api: client.ApiClient, timeout: float = NODE_READY_TIMEOUT) -> None:
+        """Every node Ready, or an error with the tail of kind's logs (kind only warns)."""
+        names = set(self.nodes())
+        with step(f"waiting for kind node(s) {', '.join(sorted(names))} to be Ready"):
+            try:
+                kube.wait_nodes_ready(api, names, timeout=timeout)
+            except AssertionError as error:
+                raise ProbelabError(f"{error}\n{self.log_tail()}") from error
+
+    def log_tail(self) -> str:
+        """kind's own logs (`kind export logs`), saved for later, and kubelet's last lines."""
+        where = self.settings.registry.state_dir / "logs" / self.settings.name
+        shutil.rmtree(where, ignore_errors=True)
+        try:
+            self._kind("export", "logs", str(where), f"--name={self.settings.name}")
+        except ProbelabError as error:
+            return f"(kind export logs failed: {error})"
+        parts = [f"kind's logs are in {where}"]
+        for log in sorted(where.glob("*/kubelet.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            parts.append(f"last lines of {log}:\n" + "\n".join(lines))
+        return "\n".join(parts)
 
     def delete(self) -> None:
         self._kind("delete", "cluster", f"--name={self.settings.name}")
         self.settings.kubeconfig.unlink(missing_ok=True)
 
-    def ensure(self) -> bool:
-        """Create the cluster unless it exists; True when this call created it."""
+    def ensure(self, undo: list[Callable[[], None]], config: Callable[[], str]) -> bool:
+        """Create the cluster unless it exists; True when this call created it.
+
+        The deletion is registered before `kind create` starts, so a create that fails or
+        is interrupted half-way leaves no node container behind either.
+        """
         if self.exists():
             say(f"kind cluster {self.settings.name} exists; reusing it (it will be kept)")
             return False
-        self.create()
+        text = config()
+        undo.append(self.delete)
+        self.create(text)
         return True
 
 
-def bring_up(settings: KindSettings | None = None) -> tuple[ClusterHandle, Callable[[], None]]:
+def node_image(
+    settings: KindSettings, request: Request | None = None
+) -> tuple[KindSettings, NodeImage | None]:
+    """The settings with the node image to use; `build` makes one here first."""
+    if settings.node_image != BUILD_HERE:
+        return settings, None
+    engine = docker_client(None)
+    try:
+        builder = NodeImageBuilder(engine, LocalClusterConfig().cache)
+        versions = builder.builder.versions(request or parse(DEFAULT_KUBERNETES))
+        built = builder.build(versions)
+    finally:
+        engine.close()
+    return KindSettings(settings.name, built.reference, settings.registry), built
+
+
+def check_version_request(settings: KindSettings, request: Request | None) -> None:
+    """A Kubernetes version can be chosen only for a node image made here."""
+    if request is not None and settings.node_image != BUILD_HERE:
+        raise ProbelabError(
+            f"--kubernetes-version on kind needs PROBELAB_KIND_NODE_IMAGE={BUILD_HERE} (a node "
+            "image made here); otherwise the node image decides the version"
+        )
+
+
+def bring_up(
+    settings: KindSettings | None = None, request: Request | None = None
+) -> tuple[ClusterHandle, Callable[[], None]]:
     """A kind cluster with its registry, and the teardown of what this call created."""
     settings = settings or KindSettings.from_env()
+    check_version_request(settings, request)
     cluster = KindCluster(settings)
     undo: list[Callable[[], None]] = []
 
@@ -161,10 +260,16 @@ def bring_up(settings: KindSettings | None = None) -> tuple[ClusterHandle, Calla
         while undo:
             undo.pop()()
 
-    owned = cluster.ensure()
-    if owned:
-        undo.append(cluster.delete)
+    def config() -> str:
+        chosen, built = node_image(settings, request)
+        cluster.settings = chosen
+        _guard_network(undo)
+        return cluster_config(built)
+
     try:
+        owned = cluster.ensure(undo, config)
+        if not owned:
+            _guard_network(undo)
         handle = _with_registry(cluster, undo, owned=owned)
     except BaseException:  # Ctrl-C too: leave nothing this call started behind
         teardown()
@@ -179,7 +284,12 @@ def _with_registry(
     settings = cluster.settings
     kubeconfig = cluster.write_kubeconfig()
     api = kube.api_client(kubeconfig, settings.context)
-    engine = docker_client(None)
+    try:
+        cluster.wait_node_ready(api)
+        engine = docker_client(None)
+    except BaseException:
+        api.close()
+        raise
     try:
         server = KindRegistryServer(engine, settings.registry)
         registry, created = provide(api, server, cluster.nodes())
@@ -195,6 +305,25 @@ def _with_registry(
         owned=owned,
         registry=registry,
     )
+
+
+def _guard_network(undo: list[Callable[[], None]]) -> None:
+    """Keep kind's network home (creating it first if missing); undo what this added."""
+    engine = docker_client(None)
+    guard = KindNetworkGuard(engine)
+    if guard.installed():
+        engine.close()
+        return
+    created = guard.ensure_network()
+
+    def remove() -> None:
+        try:
+            guard.remove(network=created)
+        finally:
+            engine.close()
+
+    undo.append(remove)
+    guard.install()
 
 
 def _remove_registry(settings: KindRegistrySettings) -> None:

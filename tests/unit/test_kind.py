@@ -17,13 +17,15 @@ import yaml
 
 from probelab.clusters import kind as kind_cluster
 from probelab.clusters.kind import (
-    CLUSTER_CONFIG,
     KindCluster,
     KindSettings,
+    cluster_config,
     cluster_names,
     create_command,
     kind_binary,
 )
+from probelab.clusters.kind_node.build import NodeImage
+from probelab.clusters.kind_node.components import ComponentVersions
 from probelab.errors import ProbelabError
 from probelab.registries.base import htpasswd_line
 from probelab.registries.kind import (
@@ -138,28 +140,54 @@ def test_cluster_names_skip_blank_lines() -> None:
     assert cluster_names("") == []
 
 
-def test_missing_kind_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_kind_and_go_says_how_to_get_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ProbelabError, match=r"kind is not on PATH; install it .*--cluster=local"):
+    with pytest.raises(
+        ProbelabError, match=r"kind is not on PATH, and Go is not .*--cluster=local"
+    ):
         kind_binary()
 
 
-def test_absent_cluster_is_created_with_the_registry_patch(fake_kind: FakeKind) -> None:
+def test_absent_cluster_is_created_with_the_registry_and_cgroup_patches(
+    fake_kind: FakeKind,
+) -> None:
     cluster = KindCluster(KindSettings.from_env())
-    assert cluster.ensure() is True
+    undo: list[object] = []
+    assert cluster.ensure(undo, cluster_config) is True  # type: ignore[arg-type]
     calls = fake_kind.calls()
     assert calls[0] == "get clusters"
     assert calls[1].startswith("create cluster --name=probelab --kubeconfig=")
     assert "--config=-" in calls[1]
-    assert fake_kind.stdin.read_text() == CLUSTER_CONFIG
-    patch = yaml.safe_load(CLUSTER_CONFIG)["containerdConfigPatches"][0]
-    assert 'config_path = "/etc/containerd/certs.d"' in patch
+    assert undo == [cluster.delete], "the deletion is registered before kind create runs"
+    config = yaml.safe_load(fake_kind.stdin.read_text())
+    assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
+    assert yaml.safe_load(config["kubeadmConfigPatches"][0]) == {
+        "kind": "KubeletConfiguration",
+        "failCgroupV1": False,
+    }
+    assert "networking" not in config, "an official node image keeps kindnetd"
+
+
+def test_a_node_made_here_gets_its_cni_and_component_images() -> None:
+    built = NodeImage(
+        "probelab.invalid/kind-node:v1.35.4-abc",
+        ComponentVersions("v1.35.4", "v3.6.16", "v1.14.7"),
+    )
+    config = yaml.safe_load(cluster_config(built))
+    assert config["networking"]["disableDefaultCNI"] is True
+    images = yaml.safe_load(config["kubeadmConfigPatches"][1])
+    assert images["etcd"]["local"] == {"imageRepository": "probelab.invalid", "imageTag": "v3.6.16"}
+    assert images["dns"] == {"imageRepository": "probelab.invalid", "imageTag": "v1.14.7"}
 
 
 def test_existing_cluster_is_reused_not_created(fake_kind: FakeKind) -> None:
     fake_kind.clusters.write_text("other\nprobelab\n")
-    assert KindCluster(KindSettings.from_env()).ensure() is False
+    undo: list[object] = []
+    assert KindCluster(KindSettings.from_env()).ensure(undo, cluster_config) is False  # type: ignore[arg-type]
     assert fake_kind.calls() == ["get clusters"]
+    assert undo == []
 
 
 def test_kubeconfig_goes_to_probelab_state_with_mode_0600(fake_kind: FakeKind) -> None:
@@ -177,25 +205,50 @@ def test_failed_kind_call_is_one_clear_error(
     fake = FakeKind(tmp_path, create_status=1)
     monkeypatch.setenv("PATH", f"{fake.path.parent}:/usr/bin:/bin")
     with pytest.raises(ProbelabError, match=r"create cluster --name=probelab.*failed"):
-        KindCluster(KindSettings(name="probelab")).create()
+        KindCluster(KindSettings(name="probelab")).create(cluster_config())
 
 
-def test_bring_up_deletes_the_cluster_it_created_when_the_rest_fails(
-    fake_kind: FakeKind, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.fixture
+def no_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network guard needs root and a Docker engine; the integration tests cover it."""
+    monkeypatch.setattr(kind_cluster, "_guard_network", lambda undo: None)
+
+
+def test_bring_up_deletes_the_cluster_it_created_when_the_node_never_gets_ready(
+    fake_kind: FakeKind, no_guard: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    with pytest.raises(ProbelabError, match="no Docker engine answers"):
+    def never_ready(self: KindCluster, api: object) -> None:
+        raise ProbelabError("node never Ready")
+
+    monkeypatch.setattr(KindCluster, "wait_node_ready", never_ready)
+    with pytest.raises(ProbelabError, match="node never Ready"):
         kind_cluster.bring_up()
     calls = fake_kind.calls()
     assert calls[1].startswith("create cluster")
     assert calls[-1] == "delete cluster --name=probelab"
 
 
+def test_ctrl_c_during_kind_create_deletes_the_partial_cluster(
+    fake_kind: FakeKind, no_guard: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: KindCluster, config: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(KindCluster, "create", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kind_cluster.bring_up()
+    assert fake_kind.calls() == ["get clusters", "delete cluster --name=probelab"]
+
+
 def test_bring_up_never_deletes_a_reused_cluster(
-    fake_kind: FakeKind, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake_kind: FakeKind, no_guard: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_kind.clusters.write_text("probelab\n")
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+
+    def never_ready(self: KindCluster, api: object) -> None:
+        raise ProbelabError("node never Ready")
+
+    monkeypatch.setattr(KindCluster, "wait_node_ready", never_ready)
     with pytest.raises(ProbelabError):
         kind_cluster.bring_up()
     assert not any(call.startswith(("create", "delete")) for call in fake_kind.calls())

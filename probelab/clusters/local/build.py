@@ -254,19 +254,38 @@ class Builder:
 
     def kubernetes(self, version: str) -> Path:
         """kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl."""
-        recipe = f"kubernetes {version} {' '.join(KUBERNETES_COMMANDS)}"
-        out, done = self._cached(f"kubernetes-{version}", recipe)
+        return self._kubernetes_commands(
+            f"kubernetes-{version}",
+            version,
+            KUBERNETES_COMMANDS,
+            f"building Kubernetes {version} from the Go module proxy (about 5 min cold)",
+        )
+
+    def kubeadm(self, version: str) -> Path:
+        """kubeadm alone, which only kind's nodes need: a recipe of its own, so adding it
+        never invalidates the local cluster's cached binaries."""
+        folder = self._kubernetes_commands(
+            f"kubeadm-{version}", version, ("kubeadm",), f"building kubeadm {version}"
+        )
+        return folder / "kubeadm"
+
+    def _kubernetes_commands(
+        self, name: str, version: str, commands: Sequence[str], what: str
+    ) -> Path:
+        """Commands of `k8s.io/kubernetes@version`, built with the published staging modules."""
+        recipe = f"kubernetes {version} {' '.join(commands)}"
+        out, done = self._cached(name, recipe)
         if done:
             return out / "bin"
         go_mod, ldflags, _ = self._kubernetes_wrapper(version)
         out = self._build(
-            f"kubernetes-{version}",
+            name,
             recipe,
             go_mod,
             {},
-            [f"{KUBERNETES_MODULE}/cmd/{command}" for command in KUBERNETES_COMMANDS],
+            [f"{KUBERNETES_MODULE}/cmd/{command}" for command in commands],
             ldflags,
-            f"building Kubernetes {version} from the Go module proxy (about 5 min cold)",
+            what,
         )
         return out / "bin"
 
@@ -303,20 +322,27 @@ class Builder:
         bin_dir = out / "bin"
         return SuiteBinaries(bin_dir / "e2e.test", bin_dir / "ginkgo", bin_dir / "agnhost", source)
 
+    def kind(self, version: str) -> Path:
+        """The kind CLI, `sigs.k8s.io/kind@version` from the module proxy."""
+        return self._module_program("kind", "sigs.k8s.io/kind", version, "sigs.k8s.io/kind")
+
     def etcd(self, version: str) -> Path:
-        go_mod = (
-            f"module probelab.invalid/etcd\n\ngo 1.25.0\n\n"
-            f"require go.etcd.io/etcd/server/v3 {version}\n"
+        return self._module_program(
+            "etcd", "go.etcd.io/etcd/server/v3", version, "go.etcd.io/etcd/server/v3"
         )
+
+    def _module_program(self, name: str, module: str, version: str, package: str) -> Path:
+        """One program of a published module, built as its release pins its dependencies."""
+        go_mod = f"module probelab.invalid/{name}\n\ngo 1.25.0\n\nrequire {module} {version}\n"
         out = self._build(
-            f"etcd-{version}",
-            f"etcd {version}",
+            f"{name}-{version}",
+            f"{name} {version}",
             go_mod,
             {},
-            ["go.etcd.io/etcd/server/v3"],
-            what=f"building etcd {version}",
+            [package],
+            what=f"building {name} {version} from the Go module proxy",
         )
-        return _single_binary(out / "bin", "etcd")
+        return _single_binary(out / "bin", name)
 
     def _own_program(self, name: str, extra_require: str = "") -> Path:
         """Build one of probelab's own Go programs shipped in `go/<name>/`."""

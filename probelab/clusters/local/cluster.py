@@ -323,22 +323,9 @@ class LocalCluster:
 
     def _wait_node_ready(self, api: client.ApiClient) -> None:
         name = self.config.node_name
-
-        def ready(node: client.V1Node) -> bool:
-            if node.metadata is None or node.metadata.name != name or node.status is None:
-                return False
-            return any(
-                c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
-            )
-
         with step(f"waiting for node {name} to be Ready"):
             try:
-                kube.watch_until(
-                    client.CoreV1Api(api).list_node,
-                    ready,
-                    timeout=NODE_READY_TIMEOUT,
-                    what=f"node {name} to be Ready",
-                )
+                kube.wait_nodes_ready(api, {name}, timeout=NODE_READY_TIMEOUT)
             except AssertionError as error:
                 raise ProbelabError(
                     f"{error}; last lines of {self.supervisor.log_file('kubelet')}:\n"

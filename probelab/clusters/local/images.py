@@ -11,22 +11,20 @@
 
 import hashlib
 import io
-import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 
 import docker
 import docker.errors
 
+from probelab.clusters.debootstrap import rootfs_tarball
 from probelab.clusters.local.components import PAUSE_IMAGE
 from probelab.errors import ProbelabError
 from probelab.progress import step
 
 BASE_IMAGE = "python:3.11-slim"
-DEBIAN_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BASE_IMAGE_CHANGES = (
@@ -38,7 +36,7 @@ BASE_IMAGE_CHANGES = (
 )
 
 
-def _image_exists(client: docker.DockerClient, reference: str) -> bool:
+def image_exists(client: docker.DockerClient, reference: str) -> bool:
     try:
         client.images.get(reference)
     except docker.errors.ImageNotFound:
@@ -97,71 +95,25 @@ def import_pause_image(
     import_into_containerd(client, reference, containerd_socket)
 
 
-def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this machine's apt uses (debootstrap must use the same one)."""
-    texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.sources"))]
-    texts += [p.read_text() for p in [sources_dir / "sources.list"] if p.exists()]
-    texts += [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.list"))]
-    for text in texts:
-        for stanza in re.split(r"\n\s*\n", text):
-            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.MULTILINE)
-            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.MULTILINE)
-            if uris and suites and DEBIAN_SUITE in suites.group(1).split():
-                return uris.group(1)
-        line = re.search(rf"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{DEBIAN_SUITE}\s", text, re.MULTILINE)
-        if line:
-            return line.group(1)
-    raise ProbelabError(
-        f"no apt source for Debian {DEBIAN_SUITE} found under {sources_dir}; the base image "
-        "is made with debootstrap from the machine's Debian mirror"
-    )
-
-
 def _base_rootfs(cache_dir: Path) -> Path:
     """The cached root filesystem tarball of the base image, made once per recipe."""
-    recipe = (
-        f"{DEBIAN_SUITE} {' '.join(BASE_PACKAGES)} "
-        + hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest()
+
+    def trust_host_cas(root: Path) -> None:
+        shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/certs/ca-certificates.crt")
+
+    return rootfs_tarball(
+        cache_dir,
+        "python-3.11-slim",
+        BASE_PACKAGES,
+        what=f"making the {BASE_IMAGE} stand-in with debootstrap (about a minute, once)",
+        recipe_extra=hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest(),
+        finish=trust_host_cas,
     )
-    tarball = cache_dir / f"python-3.11-slim-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
-    if tarball.exists():
-        return tarball
-    if shutil.which("debootstrap") is None:
-        raise ProbelabError("`debootstrap` is missing; install Debian's debootstrap package")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as work:
-        root = Path(work) / "rootfs"
-        with step(f"making the {BASE_IMAGE} stand-in with debootstrap (about a minute, once)"):
-            result = subprocess.run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    f"--include={','.join(BASE_PACKAGES)}",
-                    DEBIAN_SUITE,
-                    str(root),
-                    debian_mirror(),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                tail = "\n".join(result.stdout.strip().splitlines()[-15:])
-                raise ProbelabError(f"debootstrap failed:\n{tail}\n{result.stderr.strip()}")
-            shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/certs/ca-certificates.crt")
-            for leftover in ("var/lib/apt/lists", "var/cache/apt/archives"):
-                shutil.rmtree(root / leftover, ignore_errors=True)
-            partial = tarball.with_suffix(".partial")
-            subprocess.run(
-                ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], check=True
-            )
-            partial.rename(tarball)
-    return tarball
 
 
 def ensure_base_image(client: docker.DockerClient, cache_dir: Path) -> None:
     """Make sure the Docker engine has the `python:3.11-slim` stand-in."""
-    if _image_exists(client, BASE_IMAGE):
+    if image_exists(client, BASE_IMAGE):
         return
     tarball = _base_rootfs(cache_dir)
     repository, tag = BASE_IMAGE.split(":")

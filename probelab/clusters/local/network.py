@@ -13,7 +13,7 @@ changed is recorded so `down` puts it back.
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from probelab.clusters.local.config import LocalClusterConfig
@@ -116,39 +116,25 @@ class PodNetwork:
             ],
         }
 
-    def _install_guard(self) -> None:
-        self._remove_guard()
-        for chain, rules in self._guard_rules().items():
-            _run(["iptables", "-w", "-N", chain])
-            for rule in rules:
-                _run(["iptables", "-w", "-A", chain, *rule])
-        self.put_guard_first()
+    def _parents(self) -> dict[str, str]:
+        return {FORWARD_CHAIN: "FORWARD", OUTPUT_CHAIN: "OUTPUT"}
 
-    @staticmethod
-    def put_guard_first() -> None:
+    def _install_guard(self) -> None:
+        install_chains(self._guard_rules(), self._parents())
+
+    def put_guard_first(self) -> None:
         """Make our jumps the first rules of FORWARD and OUTPUT.
 
         kube-proxy inserts its jumps at the top when it starts but never moves a jump that
         exists, so calling this after kube-proxy is up keeps the guard ahead of all else.
         """
-        for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
-            while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
-                pass
-            _run(["iptables", "-w", "-I", parent, "1", "-j", chain])
+        jump_first(self._parents())
 
-    @staticmethod
-    def _remove_guard() -> None:
-        for parent, chain in (("FORWARD", FORWARD_CHAIN), ("OUTPUT", OUTPUT_CHAIN)):
-            while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
-                pass
-            if _run(["iptables", "-w", "-F", chain], check=False).returncode == 0:
-                _run(["iptables", "-w", "-X", chain])
+    def _remove_guard(self) -> None:
+        remove_chains(self._parents())
 
     def guard_installed(self) -> bool:
-        return all(
-            _run(["iptables", "-w", "-S", chain], check=False).returncode == 0
-            for chain in self._guard_rules()
-        )
+        return chains_present(self._guard_rules())
 
     def cni_config(self) -> dict[str, object]:
         """The CNI conflist containerd hands to the bridge plugin for every pod."""
@@ -187,3 +173,36 @@ def _remove_kubelet_chains() -> None:
         for chain in chains:
             if _run(["iptables", "-w", "-t", table, "-F", chain], check=False).returncode == 0:
                 _run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+
+
+def install_chains(rules: dict[str, list[list[str]]], parents: dict[str, str]) -> None:
+    """(Re)create our chains with `rules`, each jumped to first from its parent chain."""
+    remove_chains(parents)
+    for chain, chain_rules in rules.items():
+        _run(["iptables", "-w", "-N", chain])
+        for rule in chain_rules:
+            _run(["iptables", "-w", "-A", chain, *rule])
+    jump_first(parents)
+
+
+def jump_first(parents: dict[str, str]) -> None:
+    """Make the jump to each of our chains the first rule of its parent, exactly once."""
+    for chain, parent in parents.items():
+        while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
+            pass
+        _run(["iptables", "-w", "-I", parent, "1", "-j", chain])
+
+
+def remove_chains(parents: dict[str, str]) -> None:
+    """Remove the jumps to our chains, then the chains themselves (absent ones are fine)."""
+    for chain, parent in parents.items():
+        while _run(["iptables", "-w", "-D", parent, "-j", chain], check=False).returncode == 0:
+            pass
+        if _run(["iptables", "-w", "-F", chain], check=False).returncode == 0:
+            _run(["iptables", "-w", "-X", chain])
+
+
+def chains_present(chains: Iterable[str]) -> bool:
+    return all(
+        _run(["iptables", "-w", "-S", chain], check=False).returncode == 0 for chain in chains
+    )

@@ -1,0 +1,1 @@
+"""kind node images made on this machine, since none can be pulled here."""
