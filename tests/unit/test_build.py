@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 
 from probelab.clusters.local.build import (
+    OWN_GO,
     Builder,
     _single_binary,
-    go_version_tuple,
     kubernetes_wrapper_go_mod,
     staging_modules,
     staging_version,
     version_ldflags,
 )
 from probelab.clusters.local.releases import go_directive
+from probelab.clusters.local.toolchain import Toolchains, version_tuple
 from probelab.errors import ProbelabError
 
 # Cut down from k8s.io/kubernetes v1.35.4's go.mod, keeping each kind of line it has.
@@ -153,19 +154,34 @@ def test_go_directive_missing_is_an_error() -> None:
 )
 def test_go_versions_compare_as_numbers(older: str, newer: str) -> None:
     """`go1.9` is older than `1.10`: compared as numbers, not text."""
-    assert go_version_tuple(older) < go_version_tuple(newer)
+    assert version_tuple(older) < version_tuple(newer)
 
 
-def test_a_release_needing_newer_go_is_refused_in_one_line(
+class RecordingToolchains(Toolchains):
+    """Hands out a made-up path per Go version asked for, and remembers the asks."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/nonexistent"))
+        self.asked: list[str] = []
+
+    def go_for(self, needed: str) -> str:
+        self.asked.append(needed)
+        return f"/toolchains/go{needed}/bin/go"
+
+
+def test_a_release_needing_newer_go_switches_toolchain_before_building(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Named before `go` fails halfway with a toolchain message (GOTOOLCHAIN=local)."""
-    builder = Builder(tmp_path)
+    """Switched before `go` would fail halfway with a toolchain message (GOTOOLCHAIN=local)."""
+    toolchains = RecordingToolchains()
+    builder = Builder(tmp_path, toolchains)
     monkeypatch.setattr(Builder, "_go_version", "go1.26.8\n")
 
     builder.require_go("1.26.0", "Kubernetes v1.36.3")  # new enough: nothing happens
-    with pytest.raises(ProbelabError, match=r"^Kubernetes v1\.37\.2 needs Go 1\.27 or newer, "):
-        builder.require_go("1.27", "Kubernetes v1.37.2")
+    assert toolchains.asked == []
+    builder.require_go("1.27", "Kubernetes v1.37.2")
+    assert toolchains.asked == ["1.27"]
+    assert builder._require_go() == "/toolchains/go1.27/bin/go"
 
 
 def test_version_ldflags_set_the_release_in_both_version_packages() -> None:
@@ -197,16 +213,23 @@ def test_version_ldflags_of_a_prerelease() -> None:
     assert "-X 'k8s.io/client-go/pkg/version.gitVersion=v1.36.0-rc.1'" in flags
 
 
-def test_builder_without_go_says_how_to_get_it(
+def test_builder_without_go_and_without_a_proxy_says_so_before_any_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No `go` on PATH is a setup problem with a one-line fix, reported before any build."""
+    """No `go` on PATH: a toolchain from the module proxy, and with GOPROXY=off one line."""
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("GOPROXY", "off")
     builder = Builder(tmp_path / "cache")
 
-    with pytest.raises(ProbelabError, match="`go` is not on PATH"):
+    with pytest.raises(ProbelabError, match=r"^GOPROXY=off names no module proxy"):
         builder.kubernetes("v1.35.4")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_builder_without_go_asks_for_the_go_its_own_modules_need(tmp_path: Path) -> None:
+    toolchains = RecordingToolchains()
+    assert Builder(tmp_path, toolchains)._require_go() == "/toolchains/go1.25.0/bin/go"
+    assert toolchains.asked == [OWN_GO]
 
 
 def test_single_binary_gets_a_stable_name(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from pathlib import Path
 
 from probelab.clusters.local import releases
 from probelab.clusters.local.releases import KUBERNETES_MODULE, Request, Versions
+from probelab.clusters.local.toolchain import Toolchains, version_tuple
 from probelab.errors import ProbelabError
-from probelab.progress import step
+from probelab.progress import say, step
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -38,6 +38,9 @@ KUBERNETES_COMMANDS = (
     "kube-proxy",
     "kubectl",
 )
+COREDNS_MODULE = "github.com/coredns/coredns"
+OWN_GO = "1.25.0"
+"""The `go` line of probelab's own wrapper modules: the oldest Go that builds them."""
 # The packages whose variables `kubectl version` and `/version` report.
 _VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 E2E_PACKAGE = "k8s.io/kubernetes/test/e2e"
@@ -106,14 +109,6 @@ def kubernetes_wrapper_go_mod(version: str, staging: Sequence[str], go: str) -> 
     )
 
 
-def go_version_tuple(version: str) -> tuple[int, ...]:
-    """`go1.26.8`, `1.26.0` or `1.26` as numbers, for comparing."""
-    match = re.match(r"(?:go)?(\d+(?:\.\d+)*)", version.strip())
-    if match is None:
-        raise ProbelabError(f"not a Go version: {version!r}")
-    return tuple(int(part) for part in match.group(1).split("."))
-
-
 def version_ldflags(version: str, build_date: str) -> str:
     """Linker flags that make the binaries report the real release, as upstream's do."""
     major, minor = version.lstrip("v").split(".")[:2]
@@ -133,18 +128,20 @@ def version_ldflags(version: str, build_date: str) -> str:
 
 
 class Builder:
-    """Runs `go` with a fixed environment and caches results by recipe."""
+    """Runs `go` with a fixed environment and caches results by recipe.
 
-    def __init__(self, cache_root: Path) -> None:
+    `go` is the one on PATH while it is new enough, else a toolchain from the module proxy
+    (`toolchain.Toolchains`, kept next to the build cache).
+    """
+
+    def __init__(self, cache_root: Path, toolchains: Toolchains | None = None) -> None:
         self.cache_root = cache_root
-        self._go = shutil.which("go")
+        self._toolchains = toolchains or Toolchains(cache_root.parent / "toolchains")
+        self._go: str | None = None
 
     def _require_go(self) -> str:
         if self._go is None:
-            raise ProbelabError(
-                "Go is needed to build Kubernetes from the module proxy, and `go` is not on "
-                "PATH; install Go 1.25 or newer"
-            )
+            self._go = self._toolchains.go_for(OWN_GO)
         return self._go
 
     def _env(self) -> dict[str, str]:
@@ -175,13 +172,13 @@ class Builder:
         return self._go_run(["env", "GOVERSION"], self.cache_root, "reading the Go version")
 
     def require_go(self, needed: str, what: str) -> None:
-        """Refuse, in one line, a module whose `go` line is newer than the local Go."""
+        """Switch to a newer toolchain before `go` fails halfway (GOTOOLCHAIN=local) on a
+        module whose `go` line is newer than the Go in use."""
         have = self._go_version.strip()
-        if go_version_tuple(needed) > go_version_tuple(have):
-            raise ProbelabError(
-                f"{what} needs Go {needed} or newer, and `go` here is {have}; "
-                "install a newer Go (no toolchain is downloaded: GOTOOLCHAIN=local)"
-            )
+        if version_tuple(needed) > version_tuple(have):
+            say(f"{what} needs Go {needed} or newer; `go` here is {have}")
+            self._go = self._toolchains.go_for(needed)
+            self.__dict__.pop("_go_version", None)  # the cached property, read again
 
     def module(self, path: str, version: str) -> ModuleSource:
         """Download `path@version` from the module proxy (or find it in the module cache)."""
@@ -232,11 +229,19 @@ class Builder:
         ldflags: str = "-s -w",
         what: str = "",
         tests: Sequence[str] = (),
+        needs: tuple[str, str] | None = None,
     ) -> Path:
-        """`go build` `packages` (and `go test -c` `tests`) into the cache, once per recipe."""
+        """`go build` `packages` (and `go test -c` `tests`) into the cache, once per recipe.
+
+        `needs`: a required (module, version) whose `go` line the Go must meet.
+        """
         out, done = self._cached(name, recipe)
         if done:
             return out
+        if needs is not None:
+            module = self.module(*needs)
+            self.require_go(releases.go_directive(module.go_mod), "@".join(needs))
+            out, _ = self._cached(name, recipe)  # the key holds the Go version
         src = self.cache_root / "src" / name
         src.mkdir(parents=True, exist_ok=True)
         (src / "go.mod").write_text(go_mod)
@@ -333,7 +338,7 @@ class Builder:
 
     def _module_program(self, name: str, module: str, version: str, package: str) -> Path:
         """One program of a published module, built as its release pins its dependencies."""
-        go_mod = f"module probelab.invalid/{name}\n\ngo 1.25.0\n\nrequire {module} {version}\n"
+        go_mod = f"module probelab.invalid/{name}\n\ngo {OWN_GO}\n\nrequire {module} {version}\n"
         out = self._build(
             f"{name}-{version}",
             f"{name} {version}",
@@ -341,13 +346,15 @@ class Builder:
             {},
             [package],
             what=f"building {name} {version} from the Go module proxy",
+            needs=(module, version),
         )
         return _single_binary(out / "bin", name)
 
-    def _own_program(self, name: str, extra_require: str = "") -> Path:
+    def _own_program(self, name: str, requires: tuple[str, str] | None = None) -> Path:
         """Build one of probelab's own Go programs shipped in `go/<name>/`."""
         source = (resources.files("probelab.clusters.local") / "go" / name / "main.go").read_text()
-        go_mod = f"module probelab.invalid/{name}\n\ngo 1.25.0\n{extra_require}"
+        extra_require = f"\nrequire {requires[0]} {requires[1]}\n" if requires else ""
+        go_mod = f"module probelab.invalid/{name}\n\ngo {OWN_GO}\n{extra_require}"
         out = self._build(
             name,
             f"{name} {extra_require}\n{source}",
@@ -355,11 +362,12 @@ class Builder:
             {"main.go": source},
             ["."],
             what=f"building {name}",
+            needs=requires,
         )
         return _single_binary(out / "bin", name)
 
     def coredns(self, version: str) -> Path:
-        return self._own_program("coredns", f"\nrequire github.com/coredns/coredns {version}\n")
+        return self._own_program("coredns", (COREDNS_MODULE, version))
 
     def pause(self) -> Path:
         return self._own_program("pause")

@@ -20,7 +20,6 @@ REQUIRED_COMMANDS = {
     "iptables": "iptables",
     "ip": "iproute2",
     "conntrack": "conntrack",
-    "go": "golang (Go 1.25 or newer)",
 }
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
