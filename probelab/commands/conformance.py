@@ -8,6 +8,7 @@ from probelab.conformance import summary
 from probelab.conformance.local import run_on_local
 from probelab.conformance.suite import FOCUS
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 
 
 def register(commands: Subparsers) -> None:
@@ -40,13 +41,15 @@ def register(commands: Subparsers) -> None:
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of at least 1, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("a whole number of at least 1, got {text!r}").format(text=text)
+        )
     return int(text)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
-        raise ProbelabError(f"--timeout must be positive, got {args.timeout}")
+        raise ProbelabError(_("--timeout must be positive, got {value}").format(value=args.timeout))
     outcome = run_on_local(
         args.report_dir,
         focus=tuple(args.focus or FOCUS),

@@ -28,6 +28,7 @@ from probelab.clusters.local.images import (
     import_pause_image,
 )
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 from probelab.progress import step
 
 MANIFEST_FILE = Path("test/utils/image/manifest.go")
@@ -54,7 +55,9 @@ def upstream_references(manifest_go: str) -> E2eImages:
 
     def reference(image: str) -> str:
         if image not in configs or configs[image][0] not in registries:
-            raise ProbelabError(f"no {image} image in upstream's {MANIFEST_FILE}")
+            raise ProbelabError(
+                _("no {image} image in upstream's {file}").format(image=image, file=MANIFEST_FILE)
+            )
         registry, name, tag = configs[image]
         return f"{registries[registry]}/{name}:{tag}"
 
@@ -104,12 +107,13 @@ def _build_agnhost(engine: docker.DockerClient, reference: str, agnhost: Path) -
         tar.addfile(info, io.BytesIO(dockerfile))
         tar.add(agnhost, arcname="agnhost")
     context.seek(0)
-    with step(f"building {reference} from agnhost of the same release"):
+    with step(_("building {image} from agnhost of the same release").format(image=reference)):
         engine.images.build(fileobj=context, custom_context=True, tag=reference, rm=True)
 
 
 def _import_busybox(engine: docker.DockerClient, reference: str) -> None:
-    with tempfile.TemporaryDirectory() as work, step(f"making {reference} from busybox-static"):
+    what = _("making {image} from busybox-static").format(image=reference)
+    with tempfile.TemporaryDirectory() as work, step(what):
         busybox = _debian_busybox(Path(work))
         applets = subprocess.run(
             [str(busybox), "--list-full"], capture_output=True, text=True, check=True
@@ -140,15 +144,16 @@ def _dir(name: str, mode: int) -> tarfile.TarInfo:
 def _debian_busybox(work: Path) -> Path:
     """Debian's statically linked busybox, fetched with apt from the machine's mirror."""
     if shutil.which("apt-get") is None:
-        raise ProbelabError("making the busybox image needs apt-get (Debian's busybox-static)")
+        raise ProbelabError(_("making the busybox image needs apt-get (Debian's busybox-static)"))
     fetched = subprocess.run(
         ["apt-get", "download", "busybox-static"], cwd=work, capture_output=True, text=True
     )
     debs = sorted(work.glob("busybox-static_*.deb"))
     if fetched.returncode != 0 or not debs:
         raise ProbelabError(
-            f"apt-get download busybox-static failed: {fetched.stderr.strip()}; "
-            "run `apt-get update` first"
+            _("apt-get download busybox-static failed: {error}; run `apt-get update` first").format(
+                error=fetched.stderr.strip()
+            )
         )
     subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(work / "root")], check=True)
     return work / "root" / "bin" / "busybox"

@@ -12,11 +12,11 @@ from pathlib import Path
 import docker
 
 from probelab import kube
-from probelab.clusters.local.build import Builder
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.conformance import images
 from probelab.conformance.suite import FOCUS, SuiteOutcome, SuiteRun, run
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 
 
 def run_on_local(
@@ -25,16 +25,17 @@ def run_on_local(
     focus: Sequence[str] = FOCUS,
     procs: int = 2,
     timeout: float = 3600.0,
+    repo_list: Path | None = None,
     cluster: LocalCluster | None = None,
 ) -> SuiteOutcome:
     local = cluster or LocalCluster()
     if not local.is_up():
-        raise ProbelabError("the local cluster is not up; start it with `probelab cluster up`")
+        raise ProbelabError(_("the local cluster is not up; start it with `probelab cluster up`"))
     layout, config = local.layout, local.config
     api = kube.api_client(layout.kubeconfig, config.context)
     try:
         version = kube.check_reachable(api)
-        builder = Builder(config.cache / "build")
+        builder = local.builder()
         binaries = builder.kubernetes_tests(version)
         wanted = images.release_images(binaries)
         with closing(docker.DockerClient(base_url=f"unix://{layout.docker_socket}")) as engine:
@@ -48,7 +49,11 @@ def run_on_local(
             )
         lacking = images.missing(wanted, layout.containerd_socket)
         if lacking:
-            raise ProbelabError(f"containerd still lacks {', '.join(lacking)} after importing")
+            raise ProbelabError(
+                _("containerd still lacks {images} after importing").format(
+                    images=", ".join(lacking)
+                )
+            )
         suite = SuiteRun(
             binaries,
             layout.kubeconfig,
@@ -57,6 +62,7 @@ def run_on_local(
             focus=focus,
             procs=procs,
             timeout=timeout,
+            repo_list=repo_list,
         )
         return run(suite, api, layout.run / "conformance.lock")
     finally:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probelab.i18n import _
+
 PASSED = "passed"
 SKIPPED = "skipped"
 # How long a failure's reason may be in the summary; the reports keep all of it.
@@ -75,4 +77,6 @@ def summary_line(specs: list[SpecResult]) -> str:
     ran = [spec for spec in specs if spec.state != SKIPPED]
     passed = sum(1 for spec in ran if spec.state == PASSED)
     skipped = len(specs) - len(ran)
-    return f"{passed}/{len(ran)} specs passed, {skipped} skipped"
+    return _("{passed}/{ran} specs passed, {skipped} skipped").format(
+        passed=passed, ran=len(ran), skipped=skipped
+    )

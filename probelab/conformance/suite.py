@@ -26,6 +26,7 @@ from probelab.clusters.local.build import SuiteBinaries
 from probelab.conformance.pods import PodLog, PodRecord
 from probelab.conformance.results import SpecResult, read_ginkgo_report
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 from probelab.progress import say, step
 
 # The two Describe blocks of test/e2e/common/node/container_probe.go.
@@ -50,6 +51,7 @@ class SuiteRun:
     focus: Sequence[str] = FOCUS
     procs: int = 2
     timeout: float = 3600.0  # the whole suite; ginkgo then reports running specs timed out
+    repo_list: Path | None = None  # upstream's KUBE_TEST_REPO_LIST: other image registries
 
     def argv(self) -> list[str]:
         suite_flags = [
@@ -60,6 +62,8 @@ class SuiteRun:
         ]
         if self.context:
             suite_flags.append(f"--context={self.context}")
+        if self.repo_list:
+            suite_flags.append(f"--kube-test-repo-list={self.repo_list}")
         return [
             str(self.binaries.ginkgo),
             f"--procs={self.procs}",
@@ -142,10 +146,10 @@ def _run_ginkgo(argv: list[str], deadline: float) -> int:
     try:
         return process.wait(timeout=deadline)
     except subprocess.TimeoutExpired:
-        say(f"the suite ran past {deadline:.0f}s; interrupting it")
+        say(_("the suite ran past {seconds:.0f}s; interrupting it").format(seconds=deadline))
         return _stop(process)
     except KeyboardInterrupt:
-        say("interrupted; letting the specs clean up (Ctrl-C again is ignored)")
+        say(_("interrupted; letting the specs clean up (Ctrl-C again is ignored)"))
         with _ignoring_sigint():
             _stop(process)
         raise
@@ -174,7 +178,8 @@ def _delete_namespaces(api: client.ApiClient, names: list[str]) -> list[str]:
     """Delete the suite's leftover namespaces and wait until they are gone."""
     if not names:
         return []
-    with step(f"deleting {len(names)} namespaces the suite left: {', '.join(names)}"):
+    what = _("deleting {count} namespaces the suite left: {names}")
+    with step(what.format(count=len(names), names=", ".join(names))):
         for name in names:
             kube.delete_namespace(api, name)
         for name in names:
@@ -191,6 +196,8 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ProbelabError(
-                f"another `probelab conformance run` is using this cluster ({lock_file})"
+                _("another `probelab conformance run` is using this cluster ({lock})").format(
+                    lock=lock_file
+                )
             ) from None
         yield

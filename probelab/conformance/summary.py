@@ -2,22 +2,39 @@
 
 from probelab.conformance.results import PASSED, summary_line
 from probelab.conformance.suite import SuiteOutcome
+from probelab.i18n import _
 
 
 def render(outcome: SuiteOutcome) -> str:
-    lines = [f"{summary_line(outcome.specs)} in {outcome.seconds:.0f}s"]
+    lines = [
+        _("{summary} in {seconds:.0f}s").format(
+            summary=summary_line(outcome.specs), seconds=outcome.seconds
+        )
+    ]
     for spec in outcome.specs:
         if spec.state != PASSED:
-            reason = spec.reason.replace("\n", " / ") or "no reason reported"
+            reason = spec.reason.replace("\n", " / ") or _("no reason reported")
             lines.append(f"  {spec.state.upper()}: {spec.name}: {reason}")
     for image, where in sorted(outcome.pull_failures.items()):
-        lines.append(f"  image {image} could not be pulled ({where})")
+        lines.append(
+            "  " + _("image {image} could not be pulled ({where})").format(image=image, where=where)
+        )
     if not outcome.specs:
-        lines.append(f"  the suite reported no spec (ginkgo exited {outcome.exit_code})")
+        lines.append(
+            "  "
+            + _("the suite reported no spec (ginkgo exited {code})").format(code=outcome.exit_code)
+        )
     if outcome.left_behind:
-        lines.append(f"  deleted {len(outcome.left_behind)} namespaces the suite left behind")
-    lines.append(f"  namespaces made: {len(outcome.made_namespaces)}, all deleted")
-    lines.append(f"  JUnit: {outcome.junit}")
+        lines.append(
+            "  "
+            + _("deleted {count} namespaces the suite left behind").format(
+                count=len(outcome.left_behind)
+            )
+        )
+    lines.append(
+        "  " + _("namespaces made: {count}, all deleted").format(count=len(outcome.made_namespaces))
+    )
+    lines.append("  " + _("JUnit: {path}").format(path=outcome.junit))
     return "\n".join(lines)
 
 

@@ -1,0 +1,283 @@
+"""Upstream's probe specs on the local cluster: how many pass, how long, and restarts 3 ways.
+
+    .venv/bin/python benchmarks/upstream_probe_e2e.py [--procs 2] [--timeout 3600]
+
+Runs `[sig-node] Probing container` and `Probing restartable init container` of the
+e2e.test built for the running cluster's release (`probelab conformance run` underneath),
+then, for every spec, sets three numbers side by side: the restart count upstream's spec
+asserts (read from container_probe.go of v1.35, below), the highest restart count our own
+pod watch saw, and what `probelab predict` (its CLI, on the pod the spec created, with
+agnhost's or busybox's behaviour described by predict's options) says for the spec's
+observation window. Raw data goes to benchmarks/data/upstream_probe_e2e/<version>/: upstream's
+JUnit, ginkgo's report, every spec pod's manifest and results.json. Prints Markdown for
+docs/conformance.md. Exits 1 unless every spec passed.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from probelab import kube
+from probelab.clusters.local.cluster import LocalCluster
+from probelab.conformance import summary
+from probelab.conformance.local import run_on_local
+from probelab.conformance.results import SpecResult, summary_line
+from probelab.conformance.suite import SuiteOutcome
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / "data" / "upstream_probe_e2e"
+OBSERVATION = 240.0  # defaultObservationTimeout, four minutes
+
+# What each spec asserts about restarts, by its leaf text (the same in both blocks):
+# (">=", n) for RunLivenessTest(..., n > 0, ...), ("==", 0) for 0 or an explicit Equal(0),
+# None where the spec asserts nothing about restarts.
+ASSERTS: dict[str, tuple[str, int] | None] = {
+    "with readiness probe should not be ready before initial delay and never restart": ("==", 0),
+    "with readiness probe that fails should never be ready and never restart": ("==", 0),
+    'should be restarted with a exec "cat /tmp/health" liveness probe': (">=", 1),
+    'should *not* be restarted with a exec "cat /tmp/health" liveness probe': ("==", 0),
+    "should be restarted with a /healthz http liveness probe": (">=", 1),
+    "should *not* be restarted with a tcp:8080 liveness probe": ("==", 0),
+    "should have monotonically increasing restart count": (">=", 5),
+    "should *not* be restarted with a /healthz http liveness probe": ("==", 0),
+    "should be restarted with an exec liveness probe with timeout": (">=", 1),
+    "should not be ready with an exec readiness probe timeout": None,
+    "should be restarted with a failing exec liveness probe that took longer than the timeout": (
+        ">=",
+        1,
+    ),
+    "should be restarted with a local redirect http liveness probe": (">=", 1),
+    "should *not* be restarted with a non-local redirect http liveness probe": ("==", 0),
+    "should be restarted startup probe fails": (">=", 1),
+    "should *not* be restarted by liveness probe because startup probe delays it": ("==", 0),
+    "should be restarted by liveness probe after startup probe enables it": (">=", 1),
+    "should be ready immediately after startupProbe succeeds": None,
+    "should override timeoutGracePeriodSeconds when LivenessProbe field is set": (">=", 1),
+    "should override timeoutGracePeriodSeconds when StartupProbe field is set": (">=", 1),
+    "should *not* be restarted with a GRPC liveness probe": ("==", 0),
+    "should be restarted with a GRPC liveness probe": (">=", 1),
+    "should mark readiness on pods to false while pod is in progress of terminating when a "
+    "pod has a readiness probe": None,
+    "should mark readiness on pods to false and disable liveness probes while pod is in "
+    "progress of terminating": None,
+}
+# The spec's seconds of observation where they are not the default four minutes.
+WINDOWS = {
+    "should have monotonically increasing restart count": 120 + 240 + 4 * 120.0,
+    "should override timeoutGracePeriodSeconds when LivenessProbe field is set": 40 + 240.0,
+    "should override timeoutGracePeriodSeconds when StartupProbe field is set": 40 + 240.0,
+}
+_LIVENESS = ["--listens", "8080", "--health-path", "/healthz", "--fail-after", "10"]
+_WEBSERVER = ["--listens", "80", "--serves", "/=200"]
+# How the spec's container behaves, in predict's options; a string says why it cannot be.
+APPS: dict[str, list[str] | str] = {
+    "with readiness probe should not be ready before initial delay and never restart": _WEBSERVER,
+    "with readiness probe that fails should never be ready and never restart": _WEBSERVER,
+    # The file is gone at 10 s and the first probe comes at 15 s: every probe fails.
+    'should be restarted with a exec "cat /tmp/health" liveness probe': ["--exec-fails"],
+    'should *not* be restarted with a exec "cat /tmp/health" liveness probe': [],
+    "should be restarted with a /healthz http liveness probe": _LIVENESS,
+    "should *not* be restarted with a tcp:8080 liveness probe": ["--listens", "8080"],
+    "should have monotonically increasing restart count": _LIVENESS,
+    "should *not* be restarted with a /healthz http liveness probe": _WEBSERVER,
+    # A probe that runs past its timeout counts as failed.
+    "should be restarted with an exec liveness probe with timeout": ["--exec-fails"],
+    "should not be ready with an exec readiness probe timeout": ["--exec-fails"],
+    "should be restarted with a failing exec liveness probe that took longer than the timeout": [
+        "--exec-fails"
+    ],
+    "should be restarted with a local redirect http liveness probe": [
+        "--listens",
+        "8080",
+        "--health-path",
+        "/redirect?loc=%2Fhealthz",
+        "--fail-after",
+        "10",
+    ],
+    # kubelet counts a redirect off the pod as success.
+    "should *not* be restarted with a non-local redirect http liveness probe": [
+        "--listens",
+        "8080",
+        "--serves",
+        "/redirect?loc=http%3A%2F%2F0.0.0.0%2F=200",
+    ],
+    "should be restarted startup probe fails": ["--exec-fails"],
+    "should *not* be restarted by liveness probe because startup probe delays it": ["--exec-fails"],
+    "should be restarted by liveness probe after startup probe enables it": (
+        "its startup probe's file appears later while liveness' never does; predict has one "
+        "exec outcome for every probe"
+    ),
+    "should be ready immediately after startupProbe succeeds": (
+        "its startup file appears after a delay; predict has one exec outcome for every probe"
+    ),
+    "should override timeoutGracePeriodSeconds when LivenessProbe field is set": [
+        "--exec-fails",
+        "--ignores-sigterm",
+    ],
+    "should override timeoutGracePeriodSeconds when StartupProbe field is set": [
+        "--exec-fails",
+        "--ignores-sigterm",
+    ],
+    "should *not* be restarted with a GRPC liveness probe": ["--listens", "5000"],
+    "should be restarted with a GRPC liveness probe": ["--listens", "5000"],
+    "should mark readiness on pods to false while pod is in progress of terminating when a "
+    "pod has a readiness probe": "the spec deletes its pod; predict does not model deletion",
+    "should mark readiness on pods to false and disable liveness probes while pod is in "
+    "progress of terminating": "the spec deletes its pod; predict does not model deletion",
+}
+
+
+@dataclass
+class Row:
+    spec: str
+    state: str
+    seconds: float
+    reason: str
+    asserts: str
+    observed: int | None
+    predicted: int | None
+    predict_note: str
+    namespace: str
+
+
+def leaf(spec: SpecResult) -> str:
+    """The spec's own text, without its Describe block and labels."""
+    for block in ("Probing restartable init container", "Probing container"):
+        if block in spec.name:
+            text = spec.name.split(block, 1)[1]
+            return re.sub(r"(\s*\[[^\]]+\])+$", "", text).strip()
+    return spec.name
+
+
+def asserted_text(leaf_text: str) -> str:
+    asserted = ASSERTS.get(leaf_text)
+    return "-" if asserted is None else f"{asserted[0]} {asserted[1]}"
+
+
+def predicted_restarts(manifest: Path, leaf_text: str) -> tuple[int | None, str]:
+    """Restarts `probelab predict` states for the spec's window, or why there is none."""
+    app = APPS.get(leaf_text, "no description of this spec's container")
+    if isinstance(app, str):
+        return None, app
+    window = WINDOWS.get(leaf_text, OBSERVATION)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("probelab")),
+            "predict",
+            str(manifest),
+            "--format",
+            "json",
+            "--duration",
+            f"{window:.0f}",
+            *app,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None, f"predict: {result.stderr.strip()}"
+    pods = json.loads(result.stdout)["pods"]
+    return sum(c["restarts"] for pod in pods for c in pod["containers"]), " ".join(app)
+
+
+def rows(outcome: SuiteOutcome, out: Path) -> list[Row]:
+    table = []
+    for spec in outcome.specs:
+        text = leaf(spec)
+        namespaces = spec.namespaces(outcome.made_namespaces)
+        pods = [p for key, p in outcome.pods.items() if key.split("/")[0] in namespaces]
+        observed = max((p.total_restarts for p in pods), default=None)
+        predicted, note = None, "no pod recorded"
+        if pods:
+            manifest = out / "pods" / f"{pods[0].namespace}.yaml"
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            manifest.write_text(yaml.safe_dump(pods[0].manifest, sort_keys=False))
+            predicted, note = predicted_restarts(manifest, text)
+        table.append(
+            Row(
+                spec.name,
+                spec.state,
+                round(spec.seconds, 1),
+                spec.reason,
+                asserted_text(text),
+                observed,
+                predicted,
+                note,
+                ",".join(namespaces),
+            )
+        )
+    return table
+
+
+def markdown(outcome: SuiteOutcome, table: list[Row], version: str, procs: int) -> str:
+    lines = [
+        f"Kubernetes {version}, ginkgo --procs={procs}: {summary_line(outcome.specs)}, "
+        f"wall time {outcome.seconds:.0f} s",
+        "",
+        "| spec | result | s | upstream asserts | observed | predicted | predict options |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        block = "init: " if "restartable init" in row.spec else ""
+        name = block + leaf_of_name(row.spec)
+        lines.append(
+            f"| {name} | {row.state} | {row.seconds:.0f} | {row.asserts} | "
+            f"{_dash(row.observed)} | {_dash(row.predicted)} | {row.predict_note} |"
+        )
+    return "\n".join(lines)
+
+
+def leaf_of_name(name: str) -> str:
+    return leaf(SpecResult(name, "", 0.0, "", "")).replace("|", "\\|")
+
+
+def _dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    args = parser.parse_args()
+    local = LocalCluster()
+    api = kube.api_client(local.layout.kubeconfig, local.config.context)
+    try:
+        version = kube.check_reachable(api)
+    finally:
+        api.close()
+    out = DATA / version
+    shutil.rmtree(out, ignore_errors=True)
+    outcome = run_on_local(out / "reports", procs=args.procs, timeout=args.timeout)
+    table = rows(outcome, out)
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "version": version,
+                "procs": args.procs,
+                "seconds": round(outcome.seconds, 1),
+                "summary": summary_line(outcome.specs),
+                "made_namespaces": outcome.made_namespaces,
+                "left_behind": outcome.left_behind,
+                "pull_failures": outcome.pull_failures,
+                "specs": [asdict(row) for row in table],
+            },
+            indent=2,
+        )
+    )
+    print(markdown(outcome, table, version, args.procs))
+    print()
+    print(summary.render(outcome))
+    return 0 if summary.succeeded(outcome) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
