@@ -187,19 +187,6 @@ def delete_namespace(api: client.ApiClient, name: str, *, timeout: float | None 
         )
 
 
-def delete_labelled_namespaces(api: client.ApiClient, label: str) -> list[str]:
-    """Delete every namespace carrying `label` (any value); returns their names."""
-    core = client.CoreV1Api(api)
-    names = [
-        ns.metadata.name
-        for ns in retry_transient(core.list_namespace)(label_selector=label).items
-        if ns.metadata is not None and ns.metadata.name
-    ]
-    for name in names:
-        delete_namespace(api, name)
-    return names
-
-
 def wait_deleted(
     list_func: Callable[..., Any], *, timeout: float, what: str, **list_kwargs: Any
 ) -> None:

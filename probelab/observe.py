@@ -14,7 +14,6 @@ are the moment the watch delivered them; events are the middle of their second.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from probelab.predict import (
     read_pods,
 )
 from probelab.registries.base import Registry
+from probelab.runs import RunLease
 from probelab.timeline import PodObservation, Timeline
 
 PUBLISH_LAG = 0.6
@@ -76,15 +76,23 @@ def observe(
     if duration <= 0:
         raise ProbelabError(f"--duration must be positive, got {duration:g}")
     pods = read_pods(path)
-    lab = Lab(
-        api,
-        Scenario("observe", ()),
-        namespace=namespace_name(namespace_prefix, "observe"),
-        run_id=uuid.uuid4().hex[:8],
-        image=image,
-        registry=registry,
-        manifests_dir=path.parent,
-    )
+    with RunLease(api) as lease:
+        lab = Lab(
+            api,
+            Scenario("observe", ()),
+            namespace=namespace_name(namespace_prefix, "observe"),
+            run_id=lease.run_id,
+            image=image,
+            registry=registry,
+            manifests_dir=path.parent,
+        )
+        return _record(lab, pods, path, duration=duration)
+
+
+def _record(lab: Lab, pods: list[PodUnderTest], path: Path, *, duration: float) -> Timelines:
+    """Apply the pods in the lab's namespace and read what the watches saw."""
+    api = lab.api
+    image = lab.image
     try:
         lab.start()
         kube.apply(api, [pod_object(pod, lab.namespace, image) for pod in pods])

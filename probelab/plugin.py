@@ -8,10 +8,10 @@ scenario as the `lab` fixture. Namespaces are deleted at the end, on failure and
 too; a failed test's report carries the scenario's timeline, events and previous logs.
 """
 
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from probelab import clusters, kube
+from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import releases
 from probelab.errors import ProbelabError
@@ -29,6 +30,7 @@ from probelab.registries import ecr, ecr_masking
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
 from probelab.report import ScenarioRecord, outcomes, record, write_run
+from probelab.runs import RunLease
 from probelab.secrets import SECRETS, install_log_masking
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,12 +252,16 @@ class LabRun:
         self.api = api
         self.image = image
         self.registry = registry
-        self.run_id = uuid.uuid4().hex[:8]
+        self.lease = RunLease(api)
+        self.run_id = self.lease.run_id
         self.labs: dict[str, Lab] = {}
 
     def start_all(self) -> None:
-        """Set every scenario up at once: each waits on the API (its ServiceAccount, its
-        first lists), so starting them one by one would add those waits up."""
+        """Claim this run's namespaces, sweep those of killed runs, then set every scenario
+        up at once: each waits on the API (its ServiceAccount, its first lists), so
+        starting them one by one would add those waits up."""
+        self.lease.acquire()
+        self.lease.sweep()
         prefix = self.config.getoption("namespace_prefix")
         for scenario in self.config.stash[SCENARIOS].values():
             self.labs[scenario.name] = Lab(
@@ -273,16 +279,23 @@ class LabRun:
                     started.result()  # re-raises the first failure here
 
     def close(self) -> None:
-        """Keep what the report needs (previous logs) before each namespace goes."""
+        """Keep what the report needs (previous logs) before each namespace goes; every
+        namespace is deleted even when recording or deleting another one failed."""
         reporting = self.config.getoption("report_dir") is not None
+        cleanup = Cleanup("deleting the lab's namespaces")
         for lab in self.labs.values():
             lab.stop_recording()
+        records = self.config.stash.setdefault(RECORDS, [])
         for lab in self.labs.values():
-            try:
-                if reporting:
-                    self.config.stash.setdefault(RECORDS, []).append(record(lab))
-            finally:
-                lab.close()
+            if reporting:
+                cleanup.run(f"recording {lab.scenario.name}", partial(_keep_record, records, lab))
+            cleanup.run(f"deleting namespace {lab.namespace}", lab.close)
+        cleanup.run("releasing the run's lease", self.lease.release)
+        cleanup.check()
+
+
+def _keep_record(records: list[ScenarioRecord], lab: Lab) -> None:
+    records.append(record(lab))
 
 
 @pytest.fixture(scope="session")

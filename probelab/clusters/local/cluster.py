@@ -22,12 +22,16 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import docker
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
-from probelab import kube
+from probelab import kube, runs
+from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import preflight
 from probelab.clusters.local.build import Binaries, Builder
@@ -152,7 +156,10 @@ class LocalCluster:
             self._up(versions, binaries)
         except BaseException:  # Ctrl-C too: leave nothing half-started behind
             say("bringing the local cluster up failed; stopping what was started")
-            self.down(quiet=True)
+            try:
+                self.down(quiet=True)
+            except Exception as cleanup_error:  # the first error is the one to report
+                say(f"warning: {cleanup_error}")
             raise
         say(
             f"local cluster up: {versions.describe()}; KUBECONFIG={self.layout.kubeconfig} "
@@ -161,16 +168,24 @@ class LocalCluster:
         return self.handle(owned=True)
 
     def down(self, *, quiet: bool = False) -> None:
+        """Stop everything `up` started. Every step runs even when one before it failed;
+        the failures are raised together at the end (a `CleanupError`)."""
+        cleanup = Cleanup("stopping the local cluster")
         with step("stopping the local cluster") if not quiet else _nothing():
-            self._drain_pods()
+            cleanup.run("deleting the pods", self._drain_pods)
             for name in reversed(COMPONENTS):
-                self.supervisor.stop(name)
-            kube_proxy = self.layout.bin / "kube-proxy"
-            if kube_proxy.exists():  # it removes every iptables rule kube-proxy wrote
-                subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, check=False)
-            self.network.down()
-            self.registry_server(None).untrust()
-            _unmount_below(self.layout.root)
+                cleanup.run(f"stopping {name}", partial(self.supervisor.stop, name))
+            cleanup.run("kube-proxy --cleanup", self._kube_proxy_cleanup)
+            cleanup.run("removing the pod network", self.network.down)
+            cleanup.run("removing the registry trust", self.registry_server(None).untrust)
+            cleanup.run("unmounting", lambda: _unmount_below(self.layout.root))
+        cleanup.check()
+
+    def _kube_proxy_cleanup(self) -> None:
+        """kube-proxy removes every iptables rule it wrote."""
+        kube_proxy = self.layout.bin / "kube-proxy"
+        if kube_proxy.exists():
+            subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, check=False)
 
     def status(self) -> list[ComponentStatus]:
         statuses = []
@@ -196,11 +211,9 @@ class LocalCluster:
             self._start(component)
         api = kube.api_client(self.layout.kubeconfig, self.config.context)
         self._grant_coredns(api)
-        # The cluster was down, so no run can still own a lab namespace: drop leftovers of
-        # runs that were killed, before kubelet restarts their pods.
-        stale = kube.delete_labelled_namespaces(api, kube.RUN_LABEL)
-        if stale:
-            say(f"deleted {len(stale)} namespaces left by earlier runs")
+        # Drop namespaces of runs that were killed before kubelet restarts their pods; a
+        # run still going (the API server was only restarted) keeps its own.
+        runs.sweep(api, before=datetime.now(UTC))
         for component in (
             components.controller_manager(),
             components.scheduler(),
@@ -346,7 +359,7 @@ class LocalCluster:
             for pod in core.list_pod_for_all_namespaces().items:
                 meta = pod.metadata
                 if meta is not None and meta.name and meta.namespace:
-                    core.delete_namespaced_pod(meta.name, meta.namespace, grace_period_seconds=1)
+                    _delete_pod(core, meta.name, meta.namespace)
             kube.wait_deleted(
                 core.list_pod_for_all_namespaces,
                 timeout=POD_DRAIN_TIMEOUT,
@@ -356,6 +369,15 @@ class LocalCluster:
             say(f"warning: {error}; stopping anyway")
         finally:
             api.close()
+
+
+def _delete_pod(core: client.CoreV1Api, name: str, namespace: str) -> None:
+    """Delete a pod; one that is already gone (it finished terminating) is no failure."""
+    try:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=1)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from probelab.cleanup import Cleanup
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.errors import ProbelabError
 
@@ -61,9 +62,16 @@ class PodNetwork:
         self._install_guard()
 
     def down(self) -> None:
-        self._remove_guard()
-        _remove_kubelet_chains()
-        self._restore_sysctls()
+        """Remove the guard, kubelet's chains, the sysctls and the bridge: each step runs
+        even when one before it failed."""
+        cleanup = Cleanup("removing the pod network")
+        cleanup.run("removing the guard chains", self._remove_guard)
+        cleanup.run("removing kubelet's chains", _remove_kubelet_chains)
+        cleanup.run("restoring sysctls", self._restore_sysctls)
+        cleanup.run("deleting the bridge", self._delete_bridge)
+        cleanup.check()
+
+    def _delete_bridge(self) -> None:
         if _run(["ip", "link", "show", self.config.bridge], check=False).returncode == 0:
             _run(["ip", "link", "delete", self.config.bridge])
 

@@ -34,7 +34,7 @@ class ProcessRecord:
     start_time: int
 
 
-def _start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -68,7 +68,7 @@ class Supervisor:
             record = ProcessRecord(int(pid_text), int(start_text))
         except (FileNotFoundError, ValueError):
             return None
-        if _start_time(record.pid) != record.start_time:
+        if process_start_time(record.pid) != record.start_time:
             path.unlink(missing_ok=True)
             return None
         return record
@@ -100,7 +100,7 @@ class Supervisor:
                 )
             except OSError as error:
                 raise ProbelabError(f"cannot start {name} ({argv[0]}): {error}") from error
-        start_time = _start_time(process.pid)
+        start_time = process_start_time(process.pid)
         if start_time is None:
             raise ProbelabError(f"{name} exited at once:\n{self.log_tail(name)}")
         record = ProcessRecord(process.pid, start_time)
@@ -128,7 +128,7 @@ class Supervisor:
         """Wait for the process to exit; it is not our child, so poll its /proc entry."""
 
         def alive() -> bool:
-            return _start_time(record.pid) == record.start_time
+            return process_start_time(record.pid) == record.start_time
 
         try:
             tenacity.Retrying(

@@ -1,0 +1,182 @@
+"""Cleanup that always finishes: every step runs, failures come back together.
+
+`LocalCluster.down()` and the plugin's namespace teardown are driven with steps that fail
+(as a 404 on a pod that already went, or `iptables -X` refusing, would) and checked to run
+every later step anyway.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from probelab.cleanup import Cleanup, CleanupError
+from probelab.clusters.local import cluster as local_cluster
+from probelab.clusters.local import preflight
+from probelab.clusters.local.cluster import COMPONENTS, LocalCluster
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.plugin import LabRun
+from probelab.registries.local import LocalRegistryServer
+from probelab.secrets import SECRETS
+
+
+def test_every_step_runs_and_failures_are_raised_together() -> None:
+    ran: list[str] = []
+    cleanup = Cleanup("tearing down")
+
+    def fail(message: str) -> None:
+        ran.append(message)
+        raise RuntimeError(message)
+
+    cleanup.run("first", lambda: fail("boom"))
+    cleanup.run("second", lambda: ran.append("second"))
+    cleanup.run("third", lambda: fail("bang"))
+    with pytest.raises(CleanupError) as caught:
+        cleanup.check()
+    assert ran == ["boom", "second", "bang"]
+    assert caught.value.failures == ["first: boom", "third: bang"]
+    assert caught.value.exit_code == 1
+    assert "2 step(s) failed" in str(caught.value)
+
+
+def test_no_failure_raises_nothing() -> None:
+    cleanup = Cleanup("tearing down")
+    cleanup.run("fine", lambda: None)
+    cleanup.check()
+
+
+def test_failures_are_masked() -> None:
+    SECRETS.register("cleanup-secret-0123")
+    cleanup = Cleanup("tearing down")
+
+    def leak() -> None:
+        raise RuntimeError("login with cleanup-secret-0123 refused")
+
+    cleanup.run("login", leak)
+    with pytest.raises(CleanupError) as caught:
+        cleanup.check()
+    assert "cleanup-secret-0123" not in str(caught.value)
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalCluster:
+    """A LocalCluster on a scratch state directory whose host-touching steps are recorded.
+
+    The registry trust lives under /etc, shared with any real cluster here: never touch it.
+    """
+    calls: list[str] = []
+    cluster = LocalCluster(LocalClusterConfig(home=tmp_path / "state"))
+    monkeypatch.setattr(LocalRegistryServer, "untrust", lambda self: calls.append("untrust"))
+    cluster.calls = calls  # type: ignore[attr-defined]
+    return cluster
+
+
+def test_down_runs_every_step_when_earlier_ones_fail(
+    local: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = local.calls  # type: ignore[attr-defined]
+
+    def stop(name: str, **_: Any) -> bool:
+        calls.append(f"stop {name}")
+        if name == "kubelet":
+            raise ProcessLookupError("no such process")
+        return True
+
+    def drain() -> None:
+        calls.append("drain")
+        raise client.ApiException(status=404, reason="Not Found")
+
+    def network_down() -> None:
+        calls.append("network")
+        raise RuntimeError("`iptables -w -X PROBELAB-FORWARD` failed: chain in use")
+
+    monkeypatch.setattr(local.supervisor, "stop", stop)
+    monkeypatch.setattr(local, "_drain_pods", drain)
+    monkeypatch.setattr(local.network, "down", network_down)
+    monkeypatch.setattr(local_cluster, "_unmount_below", lambda root: calls.append("unmount"))
+
+    with pytest.raises(CleanupError) as caught:
+        local.down(quiet=True)
+
+    stops = [f"stop {name}" for name in reversed(COMPONENTS)]
+    assert calls == ["drain", *stops, "network", "untrust", "unmount"]
+    failures = caught.value.failures
+    assert len(failures) == 3
+    assert failures[0].startswith("deleting the pods")
+    assert failures[1] == "stopping kubelet: no such process"
+    assert "chain in use" in failures[2]
+
+
+class GonePods:
+    """A CoreV1Api whose pod deletions answer with `status`."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def delete_namespaced_pod(self, name: str, namespace: str, **_: Any) -> None:
+        raise client.ApiException(status=self.status, reason="x")
+
+
+def test_a_pod_already_gone_is_no_failure_but_other_errors_are() -> None:
+    local_cluster._delete_pod(GonePods(404), "p", "ns")  # type: ignore[arg-type]
+    with pytest.raises(client.ApiException):
+        local_cluster._delete_pod(GonePods(500), "p", "ns")  # type: ignore[arg-type]
+
+
+def test_up_failure_keeps_the_first_error(
+    local: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_up() -> None:
+        raise ValueError("etcd did not become ready")
+
+    def failing_down(*, quiet: bool = False) -> None:
+        raise CleanupError("stopping the local cluster", ["stopping etcd: denied"])
+
+    monkeypatch.setattr(local, "is_up", lambda: False)
+    monkeypatch.setattr(preflight, "check", lambda config, supervisor: None)
+    monkeypatch.setattr(local, "_up", failing_up)
+    monkeypatch.setattr(local, "down", failing_down)
+    with pytest.raises(ValueError, match="etcd did not become ready"):
+        local.up()
+
+
+class FakeLab:
+    """What LabRun.close uses of a Lab: stopping its recorder and deleting its namespace."""
+
+    def __init__(self, name: str, closed: list[str], *, fails: bool = False) -> None:
+        self.namespace = f"probelab-{name}"
+        self.closed = closed
+        self.fails = fails
+
+    def stop_recording(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed.append(self.namespace)
+        if self.fails:
+            raise RuntimeError("namespace deletion refused")
+
+
+class FakeConfig:
+    def __init__(self) -> None:
+        self.stash: dict[object, object] = {}
+
+    @staticmethod
+    def getoption(name: str) -> object:
+        return None
+
+
+def test_every_namespace_is_deleted_when_one_deletion_fails() -> None:
+    closed: list[str] = []
+    run = LabRun(FakeConfig(), client.ApiClient(), "image", None)  # type: ignore[arg-type]
+    fakes = {
+        "a": FakeLab("a", closed),
+        "b": FakeLab("b", closed, fails=True),
+        "c": FakeLab("c", closed),
+    }
+    run.labs = fakes  # type: ignore[assignment]
+    with pytest.raises(CleanupError) as caught:
+        run.close()
+    assert closed == ["probelab-a", "probelab-b", "probelab-c"]
+    assert caught.value.failures == ["deleting namespace probelab-b: namespace deletion refused"]
