@@ -8,6 +8,7 @@ name, and raises them together once every step has had its turn.
 from collections.abc import Callable
 
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 from probelab.secrets import SECRETS
 
 
@@ -18,7 +19,11 @@ class CleanupError(ProbelabError):
 
     def __init__(self, what: str, failures: list[str]) -> None:
         self.failures = failures
-        super().__init__(f"{what}: {len(failures)} step(s) failed: " + "; ".join(failures))
+        super().__init__(
+            _("{what}: {count} step(s) failed: {failures}").format(
+                what=what, count=len(failures), failures="; ".join(failures)
+            )
+        )
 
 
 class Cleanup:

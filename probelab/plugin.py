@@ -23,7 +23,7 @@ from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import releases
 from probelab.errors import ProbelabError
-from probelab.i18n import LANGUAGES, set_language
+from probelab.i18n import LANGUAGES, _, set_language
 from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.registries import ecr, ecr_masking
@@ -282,15 +282,18 @@ class LabRun:
         """Keep what the report needs (previous logs) before each namespace goes; every
         namespace is deleted even when recording or deleting another one failed."""
         reporting = self.config.getoption("report_dir") is not None
-        cleanup = Cleanup("deleting the lab's namespaces")
+        cleanup = Cleanup(_("deleting the lab's namespaces"))
         for lab in self.labs.values():
             lab.stop_recording()
         records = self.config.stash.setdefault(RECORDS, [])
         for lab in self.labs.values():
             if reporting:
-                cleanup.run(f"recording {lab.scenario.name}", partial(_keep_record, records, lab))
-            cleanup.run(f"deleting namespace {lab.namespace}", lab.close)
-        cleanup.run("releasing the run's lease", self.lease.release)
+                cleanup.run(
+                    _("recording {scenario}").format(scenario=lab.scenario.name),
+                    partial(_keep_record, records, lab),
+                )
+            cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
+        cleanup.run(_("releasing the run's lease"), self.lease.release)
         cleanup.check()
 
 

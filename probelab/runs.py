@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.clusters.local.processes import process_start_time
+from probelab.i18n import _
 from probelab.progress import say
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,11 @@ class RunLease:
             if error.status != 403:
                 raise
             say(
-                f"warning: not allowed to create Leases in {LEASE_NAMESPACE!r}; namespaces of "
-                "killed runs will not be swept (grant create/update/delete on leases there)"
+                _(
+                    "warning: not allowed to create Leases in namespace {namespace}; "
+                    "namespaces of killed runs will not be swept (grant create, patch and "
+                    "delete on leases there)"
+                ).format(namespace=LEASE_NAMESPACE)
             )
             return
         self.held = True
@@ -149,7 +153,11 @@ def sweep(api: client.ApiClient, *, before: datetime) -> list[str]:
     for name in stale:
         kube.delete_namespace(api, name)
     if stale:
-        say(f"deleted {len(stale)} namespaces left by earlier runs: {', '.join(stale)}")
+        say(
+            _("deleted {count} namespaces left by earlier runs: {names}").format(
+                count=len(stale), names=", ".join(stale)
+            )
+        )
     return stale
 
 

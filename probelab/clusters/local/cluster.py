@@ -159,7 +159,7 @@ class LocalCluster:
             try:
                 self.down(quiet=True)
             except Exception as cleanup_error:  # the first error is the one to report
-                say(f"warning: {cleanup_error}")
+                say(_("warning: {error}").format(error=cleanup_error))
             raise
         say(
             f"local cluster up: {versions.describe()}; KUBECONFIG={self.layout.kubeconfig} "
@@ -170,15 +170,17 @@ class LocalCluster:
     def down(self, *, quiet: bool = False) -> None:
         """Stop everything `up` started. Every step runs even when one before it failed;
         the failures are raised together at the end (a `CleanupError`)."""
-        cleanup = Cleanup("stopping the local cluster")
+        cleanup = Cleanup(_("stopping the local cluster"))
         with step("stopping the local cluster") if not quiet else _nothing():
-            cleanup.run("deleting the pods", self._drain_pods)
+            cleanup.run(_("deleting the pods"), self._drain_pods)
             for name in reversed(COMPONENTS):
-                cleanup.run(f"stopping {name}", partial(self.supervisor.stop, name))
+                cleanup.run(
+                    _("stopping {name}").format(name=name), partial(self.supervisor.stop, name)
+                )
             cleanup.run("kube-proxy --cleanup", self._kube_proxy_cleanup)
-            cleanup.run("removing the pod network", self.network.down)
-            cleanup.run("removing the registry trust", self.registry_server(None).untrust)
-            cleanup.run("unmounting", lambda: _unmount_below(self.layout.root))
+            cleanup.run(_("removing the pod network"), self.network.down)
+            cleanup.run(_("removing the registry trust"), self.registry_server(None).untrust)
+            cleanup.run(_("unmounting"), lambda: _unmount_below(self.layout.root))
         cleanup.check()
 
     def _kube_proxy_cleanup(self) -> None:

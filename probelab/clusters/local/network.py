@@ -19,6 +19,7 @@ from pathlib import Path
 from probelab.cleanup import Cleanup
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 
 FORWARD_CHAIN = "PROBELAB-FORWARD"
 OUTPUT_CHAIN = "PROBELAB-OUTPUT"
@@ -64,11 +65,11 @@ class PodNetwork:
     def down(self) -> None:
         """Remove the guard, kubelet's chains, the sysctls and the bridge: each step runs
         even when one before it failed."""
-        cleanup = Cleanup("removing the pod network")
-        cleanup.run("removing the guard chains", self._remove_guard)
-        cleanup.run("removing kubelet's chains", _remove_kubelet_chains)
-        cleanup.run("restoring sysctls", self._restore_sysctls)
-        cleanup.run("deleting the bridge", self._delete_bridge)
+        cleanup = Cleanup(_("removing the pod network"))
+        cleanup.run(_("removing the guard chains"), self._remove_guard)
+        cleanup.run(_("removing kubelet's chains"), _remove_kubelet_chains)
+        cleanup.run(_("restoring sysctls"), self._restore_sysctls)
+        cleanup.run(_("deleting the bridge"), self._delete_bridge)
         cleanup.check()
 
     def _delete_bridge(self) -> None:
