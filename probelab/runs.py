@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 LEASE_NAMESPACE = "default"
 LEASE_SECONDS = 60  # a run whose renewals stall this long (API down, CPU starved) is gone
 RENEW_EVERY = 10.0
+ORPHAN_AGE = timedelta(hours=1)  # longer than any lab session or integration test runs
 
 
 def lease_name(run_id: str) -> str:
@@ -148,10 +149,14 @@ class RunLease:
 
 
 def sweep(api: client.ApiClient, *, before: datetime) -> list[str]:
-    """Delete the namespaces of gone runs created before `before`; returns their names."""
-    stale = stale_namespaces(api, before=before)
+    """Delete the namespaces of gone runs created before `before`, then those runs'
+    Leases (so a failed deletion is retried by the next sweep); returns the names."""
+    stale, gone_leases = stale_namespaces(api, before=before)
     for name in stale:
         kube.delete_namespace(api, name)
+    coordination = client.CoordinationV1Api(api)
+    for lease in gone_leases:
+        _delete_lease(coordination, lease)
     if stale:
         say(
             _("deleted {count} namespaces left by earlier runs: {names}").format(
@@ -161,10 +166,13 @@ def sweep(api: client.ApiClient, *, before: datetime) -> list[str]:
     return stale
 
 
-def stale_namespaces(api: client.ApiClient, *, before: datetime) -> list[str]:
-    """probelab's namespaces created before `before` whose run is gone.
+def stale_namespaces(api: client.ApiClient, *, before: datetime) -> tuple[list[str], list[str]]:
+    """probelab's namespaces created before `before` whose run is gone, and the Leases of
+    the gone runs.
 
-    Expired leases of gone runs are deleted on the way.
+    A namespace with no Lease at all was made without one (by an older probelab, or by a
+    test driving `Lab` directly, which may still be running): it counts as gone only once
+    it is older than ORPHAN_AGE.
     """
     core = client.CoreV1Api(api)
     coordination = client.CoordinationV1Api(api)
@@ -175,23 +183,24 @@ def stale_namespaces(api: client.ApiClient, *, before: datetime) -> list[str]:
             LEASE_NAMESPACE, label_selector=kube.RUN_LABEL
         ).items
     }
-    gone: set[str] = set()
-    for name, lease in leases.items():
-        identity = str(lease.spec.holder_identity or "") if lease.spec else ""
-        if lease_expired(lease, now) or not holder_alive(identity):
-            gone.add(name)
-            _delete_lease(coordination, name)
+    gone = [
+        name
+        for name, lease in leases.items()
+        if lease_expired(lease, now)
+        or not holder_alive(str(lease.spec.holder_identity or "") if lease.spec else "")
+    ]
     stale = []
     for namespace in kube.retry_transient(core.list_namespace)(label_selector=kube.RUN_LABEL).items:
         meta = namespace.metadata
         if meta is None or not meta.name or meta.deletion_timestamp is not None:
             continue
-        if meta.creation_timestamp is None or meta.creation_timestamp >= before:
+        created = meta.creation_timestamp
+        if created is None or created >= before:
             continue
         run = lease_name((meta.labels or {}).get(kube.RUN_LABEL, ""))
-        if run in gone or run not in leases:
+        if run in gone or (run not in leases and now - created > ORPHAN_AGE):
             stale.append(meta.name)
-    return stale
+    return stale, gone
 
 
 def _delete_lease(coordination: client.CoordinationV1Api, name: str) -> None:
