@@ -127,13 +127,14 @@ def test_a_pod_already_gone_is_no_failure_but_other_errors_are() -> None:
 def test_up_failure_keeps_the_first_error(
     local: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_up() -> None:
+    def failing_up(*_: object) -> None:
         raise ValueError("etcd did not become ready")
 
     def failing_down(*, quiet: bool = False) -> None:
         raise CleanupError("stopping the local cluster", ["stopping etcd: denied"])
 
     monkeypatch.setattr(local, "is_up", lambda: False)
+    monkeypatch.setattr(local, "build", lambda request=None: (None, None))
     monkeypatch.setattr(preflight, "check", lambda config, supervisor: None)
     monkeypatch.setattr(local, "_up", failing_up)
     monkeypatch.setattr(local, "down", failing_down)
