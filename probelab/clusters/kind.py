@@ -17,6 +17,7 @@ own state directory, never merged into `~/.kube/config`. Without a `kind` on PAT
 version CI pins is built from the Go module proxy and cached.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -33,13 +34,20 @@ from probelab.clusters.kind_network import KindNetworkGuard
 from probelab.clusters.kind_node.build import KIND_VERSION, NodeImage, NodeImageBuilder
 from probelab.clusters.kind_node.components import OWN_REPOSITORY
 from probelab.clusters.kind_node.layout import POD_SUBNET
+from probelab.clusters.kind_node.standins import ensure_registry_standin
 from probelab.clusters.local.build import Builder
 from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.images import ensure_base_image
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, parse
 from probelab.errors import ProbelabError
 from probelab.images import docker_client
 from probelab.progress import say, step
-from probelab.registries.kind import KindRegistryServer, KindRegistrySettings, provide
+from probelab.registries.kind import (
+    REGISTRY_IMAGE_ENV,
+    KindRegistryServer,
+    KindRegistrySettings,
+    provide,
+)
 
 DEFAULT_NAME = "probelab"
 WAIT_FOR_CONTROL_PLANE = "120s"
@@ -229,13 +237,19 @@ def node_image(
     if settings.node_image != BUILD_HERE:
         return settings, None
     engine = docker_client(None)
+    cache = LocalClusterConfig().cache
     try:
-        builder = NodeImageBuilder(engine, LocalClusterConfig().cache)
+        builder = NodeImageBuilder(engine, cache)
         versions = builder.builder.versions(request or parse(DEFAULT_KUBERNETES))
         built = builder.build(versions)
+        # Nothing else can be pulled either: the lab's base image and the registry's.
+        ensure_base_image(engine, cache / "images")
+        registry = settings.registry
+        if REGISTRY_IMAGE_ENV not in os.environ:
+            registry = dataclasses.replace(registry, image=ensure_registry_standin(engine))
     finally:
         engine.close()
-    return KindSettings(settings.name, built.reference, settings.registry), built
+    return KindSettings(settings.name, built.reference, registry), built
 
 
 def check_version_request(settings: KindSettings, request: Request | None) -> None:
@@ -309,6 +323,9 @@ def _with_registry(
 
 def _guard_network(undo: list[Callable[[], None]]) -> None:
     """Keep kind's network home (creating it first if missing); undo what this added."""
+    if os.geteuid() != 0:
+        say("not root: kind's Docker network is left unguarded (the guard is an iptables chain)")
+        return
     engine = docker_client(None)
     guard = KindNetworkGuard(engine)
     if guard.installed():

@@ -45,6 +45,7 @@ HELP_URL = "https://kind.sigs.k8s.io/docs/user/local-registry/"
 USERNAME = "probelab"
 MANAGED_LABEL = "dev.probelab.registry"
 CREDENTIALS_ENV = "PROBELAB_KIND_REGISTRY_CREDENTIALS"
+REGISTRY_IMAGE_ENV = "PROBELAB_KIND_REGISTRY_IMAGE"
 _HTPASSWD_DIR = "/auth"
 READY_TIMEOUT = 30.0
 
@@ -176,7 +177,7 @@ class KindRegistrySettings:
         return cls(
             name=env.get("PROBELAB_KIND_REGISTRY_NAME", cls.name),
             port=int(env.get("PROBELAB_KIND_REGISTRY_PORT", cls.port)),
-            image=env.get("PROBELAB_KIND_REGISTRY_IMAGE", cls.image),
+            image=env.get(REGISTRY_IMAGE_ENV, cls.image),
         )
 
     @property

@@ -18,7 +18,6 @@ network and pulls by kubelet inside kind nodes.
 
 import base64
 import json
-import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from probelab.clusters.base import ClusterHandle
+from probelab.clusters.kind_node.standins import ensure_registry_standin
 from probelab.clusters.local.images import BASE_IMAGE
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
@@ -48,22 +48,6 @@ from probelab.registries.kind import (
     read_hosting,
 )
 
-# The distribution registry's own defaults, as the registry image ships them.
-STANDIN_CONFIG = """\
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: /var/lib/registry
-http:
-  addr: :5000
-"""
-STANDIN_DOCKERFILE = f"""\
-FROM {BASE_IMAGE}
-COPY docker-registry /bin/registry
-COPY config.yml /etc/docker/registry/config.yml
-ENTRYPOINT ["/bin/registry", "serve", "/etc/docker/registry/config.yml"]
-"""
-
 
 @pytest.fixture(scope="module")
 def engine(cluster: ClusterHandle) -> Iterator[docker.DockerClient]:
@@ -75,20 +59,9 @@ def engine(cluster: ClusterHandle) -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="module")
-def standin_image(
-    engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`registry:3` as far as the provider can tell: same entrypoint role, same config."""
-    binary = shutil.which("docker-registry")
-    assert binary, "Debian's docker-registry is installed with the local cluster"
-    context = tmp_path_factory.mktemp("registry-standin")
-    shutil.copy(binary, context / "docker-registry")
-    (context / "config.yml").write_text(STANDIN_CONFIG)
-    (context / "Dockerfile").write_text(STANDIN_DOCKERFILE)
-    tag = f"probelab.invalid/registry-standin:{uuid.uuid4().hex[:8]}"
-    engine.images.build(path=str(context), tag=tag, network_mode="host", rm=True)
-    yield tag
-    engine.images.remove(tag, force=True)
+def standin_image(engine: docker.DockerClient) -> str:
+    """`registry:3` as far as the provider can tell: the stand-in kind uses where it is made."""
+    return ensure_registry_standin(engine)
 
 
 def _free_port() -> int:
