@@ -244,7 +244,9 @@ def node_image(
         built = builder.build(versions)
         # Nothing else can be pulled either: the lab's base image and the registry's.
         ensure_base_image(engine, cache / "images")
-        registry = settings.registry
+        # On kind's own network from the start: an engine made for kind here has no
+        # default bridge to run it on first.
+        registry = dataclasses.replace(settings.registry, network=settings.registry.cluster_network)
         if REGISTRY_IMAGE_ENV not in os.environ:
             registry = dataclasses.replace(registry, image=ensure_registry_standin(engine))
     finally:

@@ -124,7 +124,8 @@ def test_the_workflow_runs_scripts_dev_only_as_the_readme_says() -> None:
 def test_ci_run_and_the_e2e_job_run_the_same_readme_command() -> None:
     test_command = next(c for c in readme_commands() if c.endswith(" test"))
     ci_run = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert f"exec {test_command}" in ci_run
+    assert test_command in ci_run
+    assert f"PROBELAB_KIND_NODE_IMAGE=build {test_command} --cluster=kind" in ci_run
     e2e = run_lines(load(CI)["jobs"]["e2e-kind"])
     assert f"{test_command} --cluster=kind" in e2e
 

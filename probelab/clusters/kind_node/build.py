@@ -71,8 +71,10 @@ COMMIT_CHANGES = [
     'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
     "CMD []",
     "ENV container=docker",
-    "STOPSIGNAL SIGRTMIN+3",
 ]
+# systemd stops on SIGRTMIN+3 (SIGTERM makes it re-execute). `docker commit` cannot change
+# the stop signal, but it keeps the build container's.
+STOP_SIGNAL = "SIGRTMIN+3"
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class NodeImageBuilder:
             [
                 rootfs.name.encode(),
                 PREPARE_SYSTEMD.encode(),
-                json.dumps(COMMIT_CHANGES).encode(),
+                json.dumps([*COMMIT_CHANGES, STOP_SIGNAL]).encode(),
                 json.dumps(links, sort_keys=True).encode(),
                 iptables_mode().encode(),
                 json.dumps([components.etcd_image, components.coredns_image]).encode(),
@@ -194,6 +196,8 @@ class NodeImageBuilder:
             command=["infinity"],
             detach=True,
             security_opt=["seccomp=unconfined"],
+            network_mode="none",
+            stop_signal=STOP_SIGNAL,
             labels={BUILT_LABEL: "build"},
         )
         try:

@@ -1,0 +1,125 @@
+"""A real kind cluster: the node, the network guard, and what the node image must provide.
+
+Runs when the session's cluster is kind (`--cluster=kind`), on this machine with the node
+image made here (`PROBELAB_KIND_NODE_IMAGE=build`) or on CI with kind's own images. The
+lab itself (labs/) proves the pulls through the registry with and without the secret.
+"""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+from kubernetes import client
+
+from probelab import kube
+from probelab.clusters.base import ClusterHandle
+from probelab.clusters.kind import KindCluster, KindSettings
+from probelab.clusters.kind_network import CHAIN, KindNetworkGuard
+from probelab.images import docker_client
+
+# TEST-NET-2: routed towards the default route, answered by nobody (this machine's own
+# link is on TEST-NET-1).
+OFF_MACHINE = "198.51.100.1"
+CONNECT_TIMEOUT = 5
+
+
+@pytest.fixture(scope="module")
+def kind(cluster: ClusterHandle) -> KindCluster:
+    if cluster.provider != "kind":
+        pytest.skip(f"checks the kind provider; this session runs on {cluster.provider}")
+    return KindCluster(KindSettings.from_env())
+
+
+@pytest.fixture(scope="module")
+def engine(kind: KindCluster) -> Iterator[docker.DockerClient]:
+    engine = docker_client(None)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def node(kind: KindCluster, engine: docker.DockerClient) -> Container:
+    names = kind.nodes()
+    assert len(names) == 1, f"one node expected, found {names}"
+    return engine.containers.get(names[0])
+
+
+def _exec(node: Container, *command: str) -> tuple[int, str]:
+    code, output = node.exec_run(list(command))
+    return int(code), bytes(output or b"").decode(errors="replace")
+
+
+def test_node_boots_systemd_and_runs_the_servers_version(
+    node: Container, kube_api: client.ApiClient
+) -> None:
+    assert _exec(node, "cat", "/proc/1/comm") == (0, "systemd\n")
+    code, version = _exec(node, "cat", "/kind/version")
+    assert code == 0
+    assert kube.check_reachable(kube_api) == version.strip()
+    nodes = client.CoreV1Api(kube_api).list_node().items
+    assert [kube.node_is_ready(n) for n in nodes] == [True]
+
+
+def test_every_pod_image_came_preloaded(node: Container, kube_api: client.ApiClient) -> None:
+    """No image of kube-system was pulled: each was in the node image already."""
+    events = client.CoreV1Api(kube_api).list_namespaced_event("kube-system").items
+    pulled = [e.message for e in events if e.reason == "Pulling"]
+    assert pulled == []
+
+
+def _counter(rule_fragment: str) -> int:
+    listing = subprocess.run(
+        ["iptables", "-w", "-L", CHAIN, "-v", "-x", "-n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in listing.splitlines():
+        if rule_fragment in line:
+            return int(line.split()[0])
+    raise AssertionError(f"no {rule_fragment} rule in {CHAIN}:\n{listing}")
+
+
+@pytest.fixture
+def forwarding_on(engine: docker.DockerClient) -> Iterator[str]:
+    """Routing on for kind's bridge, as a Docker engine with its own NAT would have it."""
+    if os.geteuid() != 0:
+        pytest.skip("the guard is an iptables chain; it is installed only as root")
+    bridge = KindNetworkGuard(engine).bridge()
+    key = Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding")
+    before = key.read_text().strip()
+    key.write_text("1")
+    yield bridge
+    key.write_text(before)
+
+
+def test_guard_refuses_traffic_off_the_machine(node: Container, forwarding_on: str) -> None:
+    rejected = _counter("REJECT")
+    code, output = _exec(
+        node,
+        "timeout",
+        str(CONNECT_TIMEOUT),
+        "bash",
+        "-c",
+        f"exec 3<>/dev/tcp/{OFF_MACHINE}/80",
+    )
+    assert code != 0, f"a node reached {OFF_MACHINE}: {output}"
+    assert code != 124, "the connection hung instead of being refused by the guard"
+    assert _counter("REJECT") > rejected, "the refusal did not come from the guard"
+
+
+def test_guard_lets_the_node_reach_the_registry(kind: KindCluster, node: Container) -> None:
+    registry = kind.settings.registry
+    code, output = _exec(
+        node,
+        "timeout",
+        str(CONNECT_TIMEOUT),
+        "bash",
+        "-c",
+        f"exec 3<>/dev/tcp/{registry.name}/5000",
+    )
+    assert code == 0, f"the node cannot reach {registry.node_endpoint}: {output}"
