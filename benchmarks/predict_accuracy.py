@@ -22,8 +22,10 @@ from probelab.clusters.local import releases
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
+from probelab.model.probes import container_probes
+from probelab.model.schema import ContainerTimeline, Timelines
 from probelab.observe import observe
-from probelab.predict import ContainerTimeline, Timelines, container_probes, predict, read_pods
+from probelab.predict import predict, read_pods
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "benchmarks" / "manifests"

@@ -7,45 +7,39 @@ than the answer takes.
 """
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
-from probelab import deadlines
-from probelab.lab import Lab, grace_seconds
+from probelab.lab import Lab
+from probelab.model.lab_app import HEALTH_DELAY
+from probelab.model.probes import ProbeSettings, env_of
+from probelab.scenario import PodHandle
 
-BROKEN, BROKEN_POD = "cause-c-broken.yaml", "fastapi-c-broken"
-FIXED, FIXED_POD = "cause-c-fixed.yaml", "fastapi-c-fixed"
+BROKEN, FIXED = "cause-c-broken.yaml", "cause-c-fixed.yaml"
 # Go's HTTP client, as kubelet reports a probe that hit its timeout.
 TIMED_OUT = re.compile(r"context deadline exceeded|Client\.Timeout exceeded")
 
 pytestmark = pytest.mark.scenario("cause-c", BROKEN, FIXED)
 
 
-def _health_delay(spec: Mapping[str, Any]) -> float:
-    env = spec["containers"][0]["env"]
-    return float(next(e["value"] for e in env if e["name"] == "HEALTH_DELAY"))
+def _delay_against_timeout(pod: PodHandle) -> tuple[float, int]:
+    container = pod.model.container()
+    return float(env_of(container)[HEALTH_DELAY]), ProbeSettings.of(
+        container["livenessProbe"]
+    ).timeout
 
 
 def test_probe_times_out_and_the_container_is_restarted(lab: Lab) -> None:
-    spec = lab.pod_spec(BROKEN, BROKEN_POD)
-    liveness = spec["containers"][0]["livenessProbe"]
-    assert _health_delay(spec) > liveness["timeoutSeconds"], "the broken probe must time out"
-    lab.wait_from_start(
-        BROKEN_POD,
-        lambda t: t.max_restarts(BROKEN_POD) >= 1,
-        budget=deadlines.time_to_restarts(1, liveness, grace_seconds(spec)),
-        what=f"{BROKEN_POD} to be restarted by its liveness probe",
-    )
-    failed = lab.timeline.events(pod=BROKEN_POD, reason="Unhealthy", contains="Liveness probe")
+    broken = lab.pod("fastapi-c-broken")
+    delay, timeout = _delay_against_timeout(broken)
+    assert delay > timeout, "the broken probe must time out"
+    broken.is_restarted_by("liveness")
+    failed = broken.events("Unhealthy", contains="Liveness probe")
     assert any(TIMED_OUT.search(e.message) for e in failed), [e.message for e in failed]
-    killing = lab.timeline.events(pod=BROKEN_POD, reason="Killing")
-    assert any("failed liveness probe, will be restarted" in e.message for e in killing)
 
 
 def test_a_timeout_longer_than_the_answer_keeps_it_running(lab: Lab) -> None:
-    spec = lab.pod_spec(FIXED, FIXED_POD)
-    liveness = spec["containers"][0]["livenessProbe"]
-    assert _health_delay(spec) < liveness["timeoutSeconds"], "the fixed probe must wait longer"
-    lab.assert_stays_alive(FIXED_POD, budget=deadlines.liveness_survived(liveness))
+    fixed = lab.pod("fastapi-c-fixed")
+    delay, timeout = _delay_against_timeout(fixed)
+    assert delay < timeout, "the fixed probe must wait longer"
+    fixed.stays_alive()

@@ -29,10 +29,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from probelab import deadlines, kube
+from probelab import kube
 from probelab.errors import ProbelabError
 from probelab.lint import lab_startup, startup_needed
-from probelab.predict import PROBE_KINDS, container_port, declared_ports, env_of, is_lab_image
+from probelab.model.lab_app import is_lab_image
+from probelab.model.probes import PROBE_KINDS, ProbeSettings, declared_ports, env_of
+from probelab.model.probes import resolve_port as container_port
 
 LOG_LINES = 200
 _LISTENING = re.compile(
@@ -325,8 +327,7 @@ def _slow_start(
 ) -> Cause:
     """Refused on the right port: the app was not listening yet when the probe gave up."""
     name = str(container["name"])
-    settings = deadlines.ProbeSettings.from_manifest(probe)
-    assert settings is not None
+    settings = ProbeSettings.of(probe)
     budget = settings.initial_delay + settings.failure_threshold * settings.period
     known = lab_startup(container)
     ran = _last_run(evidence, name)
@@ -422,8 +423,7 @@ def report(evidence: Evidence, cause: Cause) -> str:
 
 def _describe_probe(probe: Mapping[str, Any]) -> str:
     """Like describe's ``http-get http://:8000/healthz delay=3s timeout=1s period=5s``."""
-    settings = deadlines.ProbeSettings.from_manifest(probe)
-    assert settings is not None
+    settings = ProbeSettings.of(probe)
     if "httpGet" in probe:
         get = probe["httpGet"]
         target = f"http-get http://:{get.get('port')}{get.get('path', '/')}"

@@ -15,11 +15,12 @@ import docker
 import docker.errors
 
 from probelab.errors import ProbelabError
+from probelab.model import lab_app
 from probelab.progress import step
 from probelab.registries.base import Registry
 from probelab.secrets import SECRETS
 
-IMAGE_NAME = "fastapi-health"
+IMAGE_NAME = lab_app.IMAGE_NAME
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".venv"}
 
 

@@ -18,19 +18,19 @@ from kubernetes import client
 from probelab import kube
 from probelab.errors import WaitTimeout
 from probelab.manifests import load_manifest
+from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
 from probelab.registries.base import Registry
+from probelab.scenario import PodHandle, ServiceHandle, WaitRecord
 from probelab.timeline import Timeline
 
 T = TypeVar("T")
 PULL_SECRET = "ecr-regcred"  # the seed's name for it
 
-# Two things happen before a probe can matter; no probe setting governs them, so each is
-# bounded once here: a pod reaching its first container start (scheduling, image pull,
-# sandbox), and the app's own boot before it listens (Python imports, uvicorn start).
+# What happens before a probe can matter is governed by no probe setting, so it is bounded
+# once here: a pod reaching its first container start (scheduling, image pull, sandbox).
+# Everything after that first start takes its deadline from the kubelet model.
 POD_START_ALLOWANCE = 60.0
-APP_BOOT_ALLOWANCE = 5.0
-DEFAULT_GRACE = 30.0  # terminationGracePeriodSeconds when a pod does not set it
 SCENARIO_LABEL = "probelab.dev/scenario"
 
 
@@ -62,6 +62,7 @@ class Lab:
         image: str,
         registry: Registry,
         manifests_dir: Path,
+        kubelet: Kubelet | None = None,
     ) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -71,6 +72,8 @@ class Lab:
         self.registry = registry
         self.manifests_dir = manifests_dir
         self.timeline = Timeline()
+        self.kubelet = kubelet or Kubelet()
+        self.waits: list[WaitRecord] = []
         self._run_id = run_id
         self._recorder: Recorder | None = None
 
@@ -127,6 +130,26 @@ class Lab:
             field_selector=f"metadata.name={name}",
         )
 
+    def run_once(self, name: str, command: list[str]) -> tuple[str, str]:
+        """Run ``command`` in a throwaway pod of the lab image (the seed's ``kubectl run
+        curl``); its final phase and its output."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": name, "image": self.image, "command": command}],
+            },
+        }
+        kube.apply(self.api, [body])
+        done = self.wait(
+            lambda t: next((o for o in t.pods(name) if o.phase in ("Succeeded", "Failed")), None),
+            timeout=POD_START_ALLOWANCE,
+            what=f"the {name} pod to finish",
+        )
+        return done.phase, self.logs(name)
+
     def logs(self, pod: str, *, previous: bool = False) -> str:
         return kube.pod_logs(self.api, self.namespace, pod, previous=previous)
 
@@ -160,18 +183,21 @@ class Lab:
             return
         raise AssertionError(f"{what} happened: {seen}")
 
-    def assert_stays_alive(self, pod: str, *, budget: float, what: str | None = None) -> None:
-        """Fail if `pod` restarts or fails a liveness probe within `budget` seconds of its
-        first start: what a healthy pod must show."""
-        self.assert_never(
-            pod,
-            lambda t: (
-                t.max_restarts(pod) > 0
-                or t.events(pod=pod, reason="Unhealthy", contains="Liveness probe failed")
-            ),
-            budget=budget,
-            what=what or f"a restart or failed liveness probe of {pod}",
-        )
+    def pod(self, name: str) -> PodHandle:
+        """The tutorial's handle on one of this scenario's pods."""
+        return PodHandle(self, name)
+
+    def service(self, name: str) -> ServiceHandle:
+        return ServiceHandle(self, name)
+
+    def pod_spec_anywhere(self, pod: str) -> Mapping[str, Any]:
+        """The spec of ``pod`` from whichever of the scenario's manifests declares it."""
+        for manifest in self.scenario.manifests:
+            for obj in self.manifest(manifest):
+                if obj["kind"] == "Pod" and obj["metadata"]["name"] == pod:
+                    spec: Mapping[str, Any] = obj["spec"]
+                    return spec
+        raise KeyError(f"no pod {pod} in {', '.join(self.scenario.manifests)}")
 
     def pod_spec(self, manifest: str, pod: str) -> Mapping[str, Any]:
         """The spec of `pod` as the manifest declares it (probe settings for deadlines)."""
@@ -203,8 +229,3 @@ class Lab:
 def _seconds_left(started: datetime, budget: float) -> float:
     """What remains of `budget` seconds counted from `started` (at least one second)."""
     return max(1.0, budget - (datetime.now(UTC) - started).total_seconds())
-
-
-def grace_seconds(spec: Mapping[str, Any]) -> float:
-    """The pod's termination grace period, as kubelet will use it for a probe kill."""
-    return float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))

@@ -4,7 +4,7 @@ the fix.
 Structural checks hold for any image: a probe port the container does not expose (by
 number or name), a gRPC probe on a named port, liveness identical to readiness, and with a
 known startup time (``--startup-time``) a liveness or startup budget shorter than it. For
-the lab image the app is known (:class:`probelab.predict.App`), so every probe is also
+the lab image the app is known (:class:`probelab.model.app.App`), so every probe is also
 played against it: a path it does not serve, a timeout shorter than its health check, a
 command its image lacks, a liveness check that includes a dependency, a slow start
 without a ``startupProbe``.
@@ -20,21 +20,19 @@ from typing import Any
 
 import yaml
 
-from probelab import deadlines
-from probelab.predict import (
-    App,
-    Node,
-    container_port,
+from probelab.model.app import App, probe_outcome
+from probelab.model.lab_app import HEALTH_PATH, is_lab_image
+from probelab.model.node import Latencies, Node
+from probelab.model.probes import (
+    HANDLERS,
+    ProbeSettings,
     container_probes,
     declared_ports,
     env_of,
-    is_lab_image,
-    probe_outcome,
-    read_pods,
 )
+from probelab.model.probes import resolve_port as container_port
+from probelab.predict import read_pods
 
-HANDLERS = ("httpGet", "tcpSocket", "grpc", "exec")
-HEALTH_PATH = "/healthz"  # the lab app's process-only check
 STARTUP_MARGIN = 1.5  # a startup budget should cover the known startup this many times
 
 
@@ -166,7 +164,7 @@ class _Checker:
     # the lab app -------------------------------------------------------------------
     def lab_app(self) -> None:
         env = env_of(self.container)
-        app = App.lab(env, Node())
+        app = App.lab(self.container, Latencies(Node()))
         steady = app.boot + 1.0  # booted, before any health failure the knobs schedule
         for kind, probe in self.probes.items():
             if kind in self.flagged:
@@ -244,8 +242,7 @@ class _Checker:
         liveness, start = self.probes.get("liveness"), self.probes.get("startup")
         needed = startup_needed(startup)
         if start is not None:
-            settings = deadlines.ProbeSettings.from_manifest(start)
-            assert settings is not None
+            settings = ProbeSettings.of(start)
             budget = settings.initial_delay + settings.failure_threshold * settings.period
             if budget < startup and "startup" not in self.flagged:
                 self.add(
@@ -259,7 +256,7 @@ class _Checker:
             return
         if liveness is None or "liveness" in self.flagged:
             return
-        earliest = deadlines.liveness_kill_earliest(liveness)
+        earliest = ProbeSettings.of(liveness).earliest_failure_verdict()
         patch = {"startupProbe": _startup_probe(liveness, needed)}
         if earliest < startup:
             self.findings.append(
@@ -292,7 +289,7 @@ def lab_startup(container: Mapping[str, Any]) -> float | None:
     """How long the lab app takes to answer, from its knobs (None: not a slow start)."""
     if not is_lab_image(str(container.get("image", ""))):
         return None
-    app = App.lab(env_of(container), Node())
+    app = App.lab(container, Latencies(Node()))
     return app.boot if app.boot > Node().app_boot else None
 
 

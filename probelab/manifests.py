@@ -14,9 +14,7 @@ from typing import Any
 import yaml
 
 from probelab.errors import ProbelabError
-
-PLACEHOLDER_REPOSITORY = "YOUR_REGISTRY/fastapi-health"
-"""Image repository (any tag) that marks "the lab's app image" in a manifest."""
+from probelab.model.lab_app import PLACEHOLDER_REPOSITORY
 
 # Where each pod-bearing kind keeps its pod spec, as a path of mapping keys.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {

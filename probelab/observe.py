@@ -23,15 +23,11 @@ from kubernetes import client
 from probelab import kube
 from probelab.errors import ProbelabError, WaitTimeout
 from probelab.lab import Lab, Scenario, namespace_name
-from probelab.manifests import PLACEHOLDER_REPOSITORY, image_repository
-from probelab.predict import (
-    ContainerTimeline,
-    Event,
-    PodTimeline,
-    PodUnderTest,
-    Timelines,
-    read_pods,
-)
+from probelab.manifests import image_repository
+from probelab.model.lab_app import PLACEHOLDER_REPOSITORY
+from probelab.model.pods import PodUnderTest
+from probelab.model.schema import ContainerTimeline, Event, PodTimeline, Timelines
+from probelab.predict import read_pods
 from probelab.registries.base import Registry
 from probelab.runs import RunLease
 from probelab.timeline import PodObservation, Timeline

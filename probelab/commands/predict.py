@@ -1,12 +1,15 @@
 """`probelab predict MANIFEST`: kubelet's timeline for a manifest, without a cluster."""
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from probelab import predict
 from probelab.commands import Subparsers
 from probelab.errors import ProbelabError
+from probelab.model.app import app_for
+from probelab.model.rules import Kubelet
+from probelab.predict import model_errors, predict
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +52,9 @@ def register(commands: Subparsers) -> None:
     app.add_argument("--exec-fails", action="store_true", help="exec probe commands fail")
     app.add_argument("--dependency-down", action="store_true", help="readiness' dependency")
     node = parser.add_argument_group("the node")
-    node.add_argument("--kubelet-version", default="1.35", help="default 1.35")
+    node.add_argument(
+        "--kubelet-version", default="1.35", help="default 1.35 (rules read for 1.33-1.36)"
+    )
     node.add_argument(
         "--reduced-backoff",
         action="store_true",
@@ -60,15 +65,27 @@ def register(commands: Subparsers) -> None:
         type=float,
         help="kubelet crashLoopBackOff.maxContainerRestartPeriod, seconds",
     )
+    odds = parser.add_argument_group("odds")
+    odds.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="sample kubelet's randomness N times: spread and distinct paths with their odds",
+    )
+    odds.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when the model had to assume anything"
+    )
     parser.set_defaults(run=_run)
 
 
-def kubelet_from(args: argparse.Namespace) -> predict.Kubelet:
-    return predict.Kubelet.parse(
-        args.kubelet_version,
-        reduced_decay=args.reduced_backoff,
-        max_restart=args.max_restart_period,
-    )
+def kubelet_from(args: argparse.Namespace) -> Kubelet:
+    with model_errors():
+        return Kubelet.parse(
+            args.kubelet_version,
+            reduced_decay=args.reduced_backoff,
+            max_restart=args.max_restart_period,
+        )
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,26 +118,39 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _port(text: str) -> int:
-    if not text.strip().isdigit():
-        raise ProbelabError(f"--listens takes port numbers, got {text!r}")
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise ProbelabError(f"--listens takes port numbers 1-65535, got {text!r}")
     return int(text)
 
 
 def _path_status(item: str) -> tuple[str, int]:
     path, _, status = item.partition("=")
-    if not path.startswith("/") or not status.isdigit():
+    if not path.startswith("/") or not status.isdigit() or not 100 <= int(status) <= 599:
         raise ProbelabError(f"--serves takes PATH=STATUS like /healthz=200, got {item!r}")
     return path, int(status)
 
 
+def _seconds(name: str, value: float | None) -> None:
+    if value is not None and not 0 <= value <= 86_400:  # also refuses nan
+        raise ProbelabError(f"{name} must be between 0 and 86400 seconds, got {value:g}")
+
+
 def _run(args: argparse.Namespace) -> int:
-    node = predict.Node()
-    result = predict.predict(
+    for name in ("boot", "fail_after", "health_delay", "exits_after", "max_restart_period"):
+        _seconds("--" + name.replace("_", "-"), getattr(args, name))
+    result = predict(
         args.manifest,
         duration=args.duration,
-        node=node,
         kubelet=kubelet_from(args),
-        apps=predict.app_for(node, **overrides_from(args)),
+        apps=app_for(**overrides_from(args)),
+        samples=args.samples,
+        seed=args.seed,
     )
     print(result.render(args.format))
+    if args.strict and result.assumptions():
+        count = len(result.assumptions())
+        print(
+            f"predict --strict: the model assumed {count} thing(s) (see 'assumed')", file=sys.stderr
+        )
+        return 1
     return 0

@@ -2,7 +2,7 @@
 
 Every case runs at once in its own namespace. Each test waits, on the case's recorded
 timeline, for the evidence a student would look at (a probe kill and a restart, or a pod
-leaving Ready) by a deadline ``predict.latest`` derives from the manifest, then asks
+leaving Ready) by a deadline the model's latest time derives from the manifest, then asks
 `diagnose` what is wrong.
 """
 
@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from probelab import predict
 from probelab.diagnose import Cause, diagnose, gather, report
 from probelab.errors import ProbelabError
 from probelab.lab import Lab, Scenario, namespace_name
+from probelab.model.app import app_for
+from probelab.model.schema import ContainerTimeline
+from probelab.model.waits import forecast
+from probelab.predict import read_pods
 from probelab.registries.base import Registry
 from probelab.timeline import Timeline
 
@@ -69,25 +72,25 @@ def _left_ready(pod: str) -> Callable[[Timeline], bool]:
     return check
 
 
-def _predicted_unready(c: predict.ContainerTimeline) -> float | None:
+def _predicted_unready(c: ContainerTimeline) -> float | None:
     ready = c.ready_at
     if ready is None:
         return None
     return next((e.at for e in c.events if e.kind == "not-ready" and e.at > ready), None)
 
 
-def _first_restart(c: predict.ContainerTimeline) -> float | None:
+def _first_restart(c: ContainerTimeline) -> float | None:
     return c.restarts_at[0] if c.restarts_at else None
 
 
 def _evidence(case: str) -> tuple[Callable[[Timeline], object], float]:
     """What to wait for before diagnosing, and until when (seconds from first start)."""
-    (pod,) = predict.read_pods(MANIFESTS / f"{case}.yaml")
+    (pod,) = read_pods(MANIFESTS / f"{case}.yaml")
     if case == "readiness-only":
-        return _left_ready(case), predict.latest(pod, _predicted_unready)
+        return _left_ready(case), forecast(pod, _predicted_unready, apps=app_for()).latest
     return (
         lambda t: t.max_restarts(case) >= 1 and t.events(pod=case, reason="Killing"),
-        predict.latest(pod, _first_restart),
+        forecast(pod, _first_restart, apps=app_for()).latest,
     )
 
 

@@ -17,15 +17,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client import rest
 
-from probelab import deadlines, kube
+from probelab import kube
 from probelab.cli import main
 from probelab.lab import (
-    APP_BOOT_ALLOWANCE,
-    POD_START_ALLOWANCE,
     PULL_SECRET,
     Lab,
     Scenario,
-    grace_seconds,
 )
 from probelab.lab import namespace_name as make_namespace_name
 from probelab.registries.base import Registry
@@ -74,52 +71,12 @@ def student_lab(
         lab.close()
 
 
-def _container(lab: Lab, pod: str) -> dict[str, Any]:
-    container: dict[str, Any] = lab.pod_spec(MANIFESTS[pod], pod)["containers"][0]
-    return container
-
-
 def _wait_until_handed_in(lab: Lab) -> None:
-    bad = lab.pod_spec(MANIFESTS[BAD], BAD)
-    lab.wait_from_start(
-        BAD,
-        lambda t: t.events(pod=BAD, reason="BackOff"),
-        budget=deadlines.time_to_crash_loop(
-            _container(lab, BAD)["livenessProbe"], grace_seconds(bad)
-        ),
-        what=f"{BAD} to back off",
-    )
-    lab.wait_from_start(
-        GOOD,
-        lambda t: t.first(GOOD, lambda o: o.ready),
-        budget=deadlines.readiness_within(
-            _container(lab, GOOD)["readinessProbe"], serving_after=APP_BOOT_ALLOWANCE
-        ),
-        what=f"{GOOD} to be Ready",
-    )
-    slow = _container(lab, SLOW)
-    sleep = float(next(e["value"] for e in slow["env"] if e["name"] == "STARTUP_SLEEP"))
-    lab.wait_from_start(
-        SLOW,
-        lambda t: t.first(SLOW, lambda o: o.ready),
-        budget=deadlines.readiness_within(
-            slow["readinessProbe"],
-            serving_after=sleep + APP_BOOT_ALLOWANCE,
-            startup=slow["startupProbe"],
-        ),
-        what=f"{SLOW} to be Ready",
-    )
-    kube.watch_until(
-        client.DiscoveryV1Api(lab.api).list_namespaced_endpoint_slice,
-        lambda s: any(
-            (e.target_ref and e.target_ref.name == GOOD) and e.conditions and e.conditions.ready
-            for e in s.endpoints or []
-        ),
-        timeout=POD_START_ALLOWANCE,
-        what=f"{GOOD} to be a ready endpoint of {SERVICE}",
-        namespace=lab.namespace,
-        label_selector=f"kubernetes.io/service-name={SERVICE}",
-    )
+    lab.pod(BAD).shows("CrashLoopBackOff")
+    good = lab.pod(GOOD)
+    good.becomes_ready()
+    lab.pod(SLOW).becomes_ready()
+    lab.service(SERVICE).serves(good)
 
 
 def _kubeconfig_for(lab: Lab, account: str, *, secret_reader: bool, directory: Path) -> Path:

@@ -1,0 +1,157 @@
+"""Deadlines for what a lab waits on, from the model: expected, and latest plus slack.
+
+A lab waits for a moment of a pod's story (its n-th restart, CrashLoopBackOff, Ready) or
+checks that something does *not* happen through the window in which it surely would have
+(a healthy pod is not killed while a failing liveness probe would have killed it). Each
+:class:`Forecast` holds the nominal node's time and the latest time over sampled nodes and
+a slow node (:meth:`.node.Node.latest`), plus :data:`NODE_SLACK`: a kubelet much slower
+than its own rules then fails the lab.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from probelab.model.errors import ModelError
+from probelab.model.node import Latencies, Node
+from probelab.model.pods import PodUnderTest
+from probelab.model.rules import Kubelet
+from probelab.model.schema import ContainerTimeline
+from probelab.model.simulate import AppFor, predict_pod
+
+NODE_SLACK = 3.0
+"""Seconds added to the latest modelled time: the API watch's delivery and a node
+briefly busier than the sampled ranges."""
+SAMPLES = 60
+SEED = 20_261_202
+HORIZON = 1_200.0
+Moment = Callable[[ContainerTimeline], float | None]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """When something should happen, in seconds since the pod's first container start."""
+
+    expected: float
+    latest: float  # the deadline: latest modelled time plus NODE_SLACK
+
+    def within_goal(self) -> bool:
+        """The lab's deadline goal: no more than 1.5 x expected + 10 s."""
+        return self.latest <= 1.5 * self.expected + 10.0
+
+
+def forecast(
+    pod: PodUnderTest,
+    moment: Moment,
+    *,
+    apps: AppFor,
+    kubelet: Kubelet | None = None,
+    container: str | None = None,
+    what: str = "it",
+) -> Forecast:
+    """The expected and latest time at which ``moment`` first holds for the container."""
+    index = pod.index_of(container)
+    rng = random.Random(SEED)
+
+    def at(node: Node, draw: random.Random | None) -> float:
+        timeline = predict_pod(
+            pod, duration=HORIZON, apps=apps, node=node, kubelet=kubelet, rng=draw
+        ).containers[index]
+        found = moment(timeline)
+        if found is None:
+            raise ModelError(f"{pod.source}: {what} is not predicted within {HORIZON:g}s")
+        return found
+
+    node = Node()
+    expected = at(node, None)
+    worst = max([at(node.latest(), None), *(at(node, rng) for _ in range(SAMPLES))])
+    return Forecast(expected, max(worst, expected) + NODE_SLACK)
+
+
+def nth_restart(n: int) -> Moment:
+    return lambda t: t.restarts_at[n - 1] if len(t.restarts_at) >= n else None
+
+
+def crash_loop_back_off(t: ContainerTimeline) -> float | None:
+    return t.crash_loop_back_off_at
+
+
+def ready(t: ContainerTimeline) -> float | None:
+    return t.ready_at
+
+
+def first_kill(t: ContainerTimeline) -> float | None:
+    return next((e.at for e in t.events if e.kind == "killing"), None)
+
+
+def not_ready_after(t: ContainerTimeline, since: float) -> float | None:
+    return next((e.at for e in t.events if e.kind == "not-ready" and e.at > since), None)
+
+
+REFUSED_PORT = 1
+"""A port nothing listens on: a probe aimed there always fails (connection refused)."""
+
+
+def with_failing(pod: PodUnderTest, kind: str, container: str | None = None) -> PodUnderTest:
+    """The pod with one container's ``kind`` probe always failing, everything else equal:
+    the window in which a healthy probe proves itself is the one in which this pod's probe
+    surely kills (or unreadies)."""
+    index = pod.index_of(container)
+    containers = [dict(c) for c in pod.spec["containers"]]
+    target = containers[index]
+    probe = target.get(f"{kind}Probe")
+    if not isinstance(probe, Mapping):
+        raise ModelError(f"{pod.source} has no {kind}Probe to check")
+    timing = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket", "grpc", "exec")}
+    target[f"{kind}Probe"] = {**timing, "tcpSocket": {"port": REFUSED_PORT}}
+    return replace(pod, spec={**pod.spec, "containers": containers})
+
+
+def with_liveness_like_readiness(pod: PodUnderTest, container: str | None = None) -> PodUnderTest:
+    """The pod with liveness checking what readiness checks (its handler), timing kept:
+    the probe that would restart the container when readiness' dependency goes away."""
+    index = pod.index_of(container)
+    containers = [dict(c) for c in pod.spec["containers"]]
+    target = containers[index]
+    liveness, readiness = target.get("livenessProbe"), target.get("readinessProbe")
+    if not isinstance(liveness, Mapping) or not isinstance(readiness, Mapping):
+        raise ModelError(f"{pod.source} needs both a livenessProbe and a readinessProbe")
+    handler = {k: v for k, v in readiness.items() if k in ("httpGet", "tcpSocket", "grpc", "exec")}
+    timing = {
+        k: v for k, v in liveness.items() if k not in ("httpGet", "tcpSocket", "grpc", "exec")
+    }
+    target["livenessProbe"] = {**timing, **handler}
+    return replace(pod, spec={**pod.spec, "containers": containers})
+
+
+def active_deadline_end(
+    pod: PodUnderTest, *, apps: AppFor, kubelet: Kubelet | None = None
+) -> Forecast:
+    """When a pod's activeDeadlineSeconds ends it (phase Failed), counted from its first
+    container start: the deadline (kubelet counts it from the pod's start, a little
+    earlier), the app's stop on SIGTERM or the whole grace period, one relist."""
+    deadline = pod.spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, bool) or not isinstance(deadline, int) or deadline < 1:
+        raise ModelError(f"{pod.source} has no activeDeadlineSeconds")
+    kubelet = kubelet or Kubelet()
+    grace = kubelet.grace(pod.spec.get("terminationGracePeriodSeconds"), None)
+
+    def stop(node: Node) -> float:
+        app = apps(pod.container(), Latencies(node))
+        return grace if app.ignores_sigterm else min(app.stop, grace)
+
+    nominal, slow = Node(), Node().latest()
+    expected = deadline + stop(nominal) + nominal.notice
+    return Forecast(expected, deadline + stop(slow) + slow.notice + NODE_SLACK)
+
+
+def fixed_apps(apps: AppFor, **fields: Any) -> AppFor:
+    """``apps`` with some App fields fixed (e.g. a health path failing from a moment)."""
+
+    def choose(container: Mapping[str, Any], latency: Latencies) -> Any:
+        return replace(apps(container, latency), **fields)
+
+    return choose

@@ -1,0 +1,262 @@
+"""The lab in the tutorial's terms: pod and Service handles whose checks wait by themselves.
+
+``bad = lab.pod("fastapi-bad")`` then ``bad.restarts_at_least(3)``,
+``bad.shows("CrashLoopBackOff")``, ``good.becomes_ready()``, ``good.stays_alive()``,
+``svc.serves(good)``. Every check takes its deadline from the kubelet model
+(:mod:`probelab.model.waits`) for the pod's own spec and the server's kubelet version,
+counted from the pod's first container start, and fails with the same evidence (the
+``kubectl get pod -w`` view, events, previous logs) as every other lab wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+from kubernetes import client
+
+from probelab import kube
+from probelab.errors import WaitTimeout
+from probelab.model.app import app_for
+from probelab.model.pods import PodUnderTest
+from probelab.model.simulate import AppFor
+from probelab.model.waits import (
+    Forecast,
+    Moment,
+    active_deadline_end,
+    crash_loop_back_off,
+    first_kill,
+    fixed_apps,
+    forecast,
+    not_ready_after,
+    nth_restart,
+    ready,
+    with_failing,
+    with_liveness_like_readiness,
+)
+from probelab.timeline import EventObservation, PodObservation, Timeline
+
+if TYPE_CHECKING:
+    from probelab.lab import Lab
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WaitRecord:
+    """One lab wait: its forecast and what happened, for the deadline benchmark."""
+
+    scenario: str
+    pod: str
+    what: str
+    expected: float
+    deadline: float
+    observed: float | None  # seconds since the first start; None for "never happened"
+
+
+class PodHandle:
+    """One pod of a scenario, as the tutorial talks about it."""
+
+    def __init__(self, lab: Lab, name: str, *, dependency_down: float | None = None) -> None:
+        self.lab = lab
+        self.name = name
+        self.spec = lab.pod_spec_anywhere(name)
+        self.model = PodUnderTest(name, self.spec, f"Pod/{name}")
+        self.dependency_down = dependency_down  # seconds after this pod's first start
+        self.apps: AppFor = app_for()
+        if dependency_down is not None:
+            self.apps = fixed_apps(self.apps, ready_fails_from=dependency_down)
+
+    def with_dependency_down(self, at: datetime) -> PodHandle:
+        """This pod as the model sees it once its readiness' dependency went away at ``at``."""
+        since = (at - self.lab.container_started(self.name)).total_seconds()
+        return PodHandle(self.lab, self.name, dependency_down=since)
+
+    # what the model says
+    def forecast(self, moment: Moment, *, what: str, pod: PodUnderTest | None = None) -> Forecast:
+        return forecast(
+            pod or self.model, moment, apps=self.apps, kubelet=self.lab.kubelet, what=what
+        )
+
+    def _wait(self, check: Callable[[Timeline], T | None], moment: Moment, what: str,
+              pod: PodUnderTest | None = None) -> T:  # fmt: skip
+        expected = self.forecast(moment, what=what, pod=pod)
+        started = self.lab.container_started(self.name)
+        found = self.lab.wait_from_start(self.name, check, budget=expected.latest, what=what)
+        self._record(what, expected, started, getattr(found, "at", None))
+        return found
+
+    def _record(
+        self, what: str, expected: Forecast, started: datetime, at: datetime | None
+    ) -> None:
+        observed = None if at is None else (at - started).total_seconds()
+        self.lab.waits.append(
+            WaitRecord(
+                self.lab.scenario.name,
+                self.name,
+                what,
+                expected.expected,
+                expected.latest,
+                observed,
+            )
+        )
+
+    # the tutorial's checks
+    def restarts_at_least(self, n: int) -> PodObservation:
+        """RESTARTS reaches ``n`` by the model's latest time for the n-th restart."""
+        return self._wait(
+            lambda t: t.first(self.name, lambda o: o.restarts >= n),
+            nth_restart(n),
+            f"{self.name} to restart {n} time(s)",
+        )
+
+    def shows(self, status: str) -> PodObservation:
+        """STATUS shows ``status`` (CrashLoopBackOff) by the model's latest time for it."""
+        if status != "CrashLoopBackOff":
+            raise ValueError(f"the model forecasts CrashLoopBackOff, not {status!r}")
+        return self._wait(
+            lambda t: t.first(self.name, lambda o: o.status == status),
+            crash_loop_back_off,
+            f"{self.name} to show {status}",
+        )
+
+    def becomes_ready(self) -> PodObservation:
+        """READY turns 1/1 by the model's latest time for the readiness probe."""
+        return self._wait(
+            lambda t: t.first(self.name, lambda o: o.ready),
+            ready,
+            f"{self.name} to be Ready",
+        )
+
+    def turns_unready(self) -> PodObservation:
+        """READY falls back to 0/1 after its dependency went down (a readiness failure)."""
+        if self.dependency_down is None:
+            raise ValueError("turns_unready() needs with_dependency_down(...) first")
+        since = self.dependency_down
+        return self._wait(
+            lambda t: next(
+                (o for o in t.pods(self.name) if not o.ready and o.at > self._at(since)), None
+            ),
+            partial(not_ready_after, since=since),
+            f"{self.name} to turn NotReady after its dependency went down",
+        )
+
+    def _at(self, since: float) -> datetime:
+        return self.lab.container_started(self.name) + timedelta(seconds=since)
+
+    def ends(self) -> PodObservation:
+        """The pod's activeDeadlineSeconds runs out and kubelet ends it (phase Failed)."""
+        what = f"{self.name} to reach its activeDeadlineSeconds and stop"
+        expected = active_deadline_end(self.model, apps=self.apps, kubelet=self.lab.kubelet)
+        started = self.lab.container_started(self.name)
+        found = self.lab.wait_from_start(
+            self.name, lambda t: t.first(self.name, lambda o: o.phase == "Failed"),
+            budget=expected.latest, what=what,
+        )  # fmt: skip
+        self._record(what, expected, started, found.at)
+        return found
+
+    def is_restarted_by(self, kind: str = "liveness") -> PodObservation:
+        """A first restart, caused by the ``kind`` probe (its Killing event says so)."""
+        seen = self.restarts_at_least(1)
+        killing = self.events("Killing")
+        assert any(f"failed {kind} probe" in e.message for e in killing), (
+            f"{self.name} restarted, but no Killing event names its {kind} probe: "
+            + "; ".join(e.message for e in killing)
+        )
+        return seen
+
+    def stays_alive(self) -> None:
+        """No restart and no failed liveness probe through the window in which a failing
+        liveness probe with these settings would surely have killed the container (after
+        its dependency went down: a liveness probe checking that dependency)."""
+        variant = (
+            with_failing(self.model, "liveness")
+            if self.dependency_down is None
+            else with_liveness_like_readiness(self.model)
+        )
+        self._never(
+            variant,
+            lambda t: (
+                t.max_restarts(self.name) > 0
+                or t.events(pod=self.name, reason="Unhealthy", contains="Liveness probe failed")
+            ),
+            f"a restart or failed liveness probe of {self.name}",
+        )
+
+    def survives_startup(self) -> None:
+        """No restart through the window in which a failing startup probe would kill."""
+        self._never(
+            with_failing(self.model, "startup"),
+            lambda t: t.max_restarts(self.name) > 0,
+            f"a restart of {self.name} within its startup budget",
+        )
+
+    def _never(
+        self, variant: PodUnderTest, violation: Callable[[Timeline], object], what: str
+    ) -> None:
+        window = self.forecast(first_kill, what=f"the kill that would end {what}", pod=variant)
+        started = self.lab.container_started(self.name)
+        self.lab.assert_never(self.name, violation, budget=window.latest, what=what)
+        self._record(f"no {what}", window, started, None)
+
+    def events(self, reason: str, contains: str | None = None) -> list[EventObservation]:
+        """This pod's events with ``reason`` (Unhealthy, Killing, BackOff, ...)."""
+        return self.lab.timeline.events(pod=self.name, reason=reason, contains=contains)
+
+    def previous_logs(self) -> str:
+        """``kubectl logs --previous``: the output of the instance kubelet killed last."""
+        return self.lab.logs(self.name, previous=True)
+
+    def ip(self) -> str:
+        status = (
+            client.CoreV1Api(self.lab.api).read_namespaced_pod(self.name, self.lab.namespace).status
+        )
+        assert status is not None and status.pod_ip, f"{self.name} has no IP"
+        return str(status.pod_ip)
+
+
+class ServiceHandle:
+    """A Service of a scenario: which pods it sends traffic to."""
+
+    def __init__(self, lab: Lab, name: str) -> None:
+        self.lab = lab
+        self.name = name
+
+    def serves(self, pod: PodHandle) -> None:
+        """The Ready pod is a ready endpoint of this Service (EndpointSlice)."""
+        self._listed(pod, ready=True)
+
+    def lists_unready(self, pod: PodHandle) -> None:
+        """The pod is still listed, but as a not-ready endpoint: out of rotation."""
+        self._listed(pod, ready=False)
+
+    def _listed(self, pod: PodHandle, *, ready: bool) -> None:
+        ip = pod.ip()
+
+        def check(slice_: client.V1EndpointSlice) -> bool:
+            return any(
+                ip in (e.addresses or []) and bool(e.conditions and e.conditions.ready) == ready
+                for e in slice_.endpoints or []
+            )
+
+        state = "ready" if ready else "not-ready"
+        try:
+            kube.watch_until(
+                client.DiscoveryV1Api(self.lab.api).list_namespaced_endpoint_slice,
+                check,
+                timeout=ENDPOINT_LAG,
+                what=f"{pod.name} ({ip}) to be a {state} endpoint of {self.name}",
+                namespace=self.lab.namespace,
+                label_selector=f"kubernetes.io/service-name={self.name}",
+            )
+        except WaitTimeout as error:
+            raise WaitTimeout(f"{error}\n\n{self.lab.timeline.render()}") from None
+
+
+ENDPOINT_LAG = 10.0
+"""Seconds from a pod's Ready change to its EndpointSlice showing it: the endpoint-slice
+controller's batching (1 s by default) plus a busy API server. No probe setting governs it."""
