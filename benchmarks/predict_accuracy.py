@@ -156,12 +156,12 @@ def main() -> int:
         if any(p.predicted is None or p.observed is None for p in restarts):
             count_mismatches.append(case)
         for p in case_points:
-            error = p.error
-            if error is not None:
-                errors.append(error)
+            miss = p.error
+            if miss is not None:
+                errors.append(miss)
             print(
                 f"| {case} | {p.what} | {_text(p.predicted)} | {_text(p.observed)} "
-                f"| {_text(error) if error is not None else 'unmatched'} |"
+                f"| {_text(miss) if miss is not None else 'unmatched'} |"
             )
     print("\n| case | restarts predicted / observed | median error s | max error s |")
     print("|---|---|---|---|")

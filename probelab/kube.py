@@ -7,6 +7,7 @@ watch that ends when a condition holds or fails at a deadline; a watch that expi
 """
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -69,6 +70,21 @@ def check_reachable(api: client.ApiClient) -> str:
         host = api.configuration.host
         raise ProbelabError(f"the cluster at {host} is unreachable: {error}") from error
     return str(info.git_version)
+
+
+def kubelet_version(api: client.ApiClient) -> str:
+    """The oldest kubelet version among the nodes: its rules bound every node's timing."""
+    nodes = retry_transient(client.CoreV1Api(api).list_node)().items
+    versions = [
+        str(n.status.node_info.kubelet_version) for n in nodes if n.status and n.status.node_info
+    ]
+    if not versions:
+        raise ProbelabError("the cluster has no node reporting a kubelet version")
+    return min(versions, key=_version_key)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
 def get_raw(api: client.ApiClient, path: str) -> bytes:

@@ -26,6 +26,8 @@ from probelab.errors import ProbelabError
 from probelab.i18n import LANGUAGES, _, set_language
 from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
+from probelab.model.rules import Kubelet
+from probelab.predict import model_errors
 from probelab.registries import ecr, ecr_masking
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
@@ -263,6 +265,8 @@ class LabRun:
         self.lease.acquire()
         self.lease.sweep()
         prefix = self.config.getoption("namespace_prefix")
+        with model_errors():
+            kubelet = Kubelet.parse(kube.kubelet_version(self.api))
         for scenario in self.config.stash[SCENARIOS].values():
             self.labs[scenario.name] = Lab(
                 self.api,
@@ -272,6 +276,7 @@ class LabRun:
                 image=self.image,
                 registry=self.registry,
                 manifests_dir=self.config.getoption("manifests_dir"),
+                kubelet=kubelet,
             )
         if self.labs:
             with ThreadPoolExecutor(max_workers=len(self.labs)) as pool:
