@@ -8,9 +8,11 @@ scenario as the `lab` fixture. Namespaces are deleted at the end, on failure and
 too; a failed test's report carries the scenario's timeline, events and previous logs.
 """
 
+import json
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -33,12 +35,14 @@ from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
 from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
+from probelab.scenario import WaitRecord
 from probelab.secrets import SECRETS, install_log_masking
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
 RECORDS = pytest.StashKey[list[ScenarioRecord]]()  # for the report, in scenario order
+WAITS = pytest.StashKey[list[WaitRecord]]()  # every lab wait: its forecast and outcome
 KUBERNETES_VERSION = pytest.StashKey[releases.Request | None]()
 REGISTRY_CHOICES = ("auto", "local", "kind", "ecr")
 
@@ -291,19 +295,21 @@ class LabRun:
         for lab in self.labs.values():
             lab.stop_recording()
         records = self.config.stash.setdefault(RECORDS, [])
+        waits = self.config.stash.setdefault(WAITS, [])
         for lab in self.labs.values():
             if reporting:
                 cleanup.run(
                     _("recording {scenario}").format(scenario=lab.scenario.name),
-                    partial(_keep_record, records, lab),
+                    partial(_keep_record, records, waits, lab),
                 )
             cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
         cleanup.run(_("releasing the run's lease"), self.lease.release)
         cleanup.check()
 
 
-def _keep_record(records: list[ScenarioRecord], lab: Lab) -> None:
+def _keep_record(records: list[ScenarioRecord], waits: list[WaitRecord], lab: Lab) -> None:
     records.append(record(lab))
+    waits.extend(lab.waits)
 
 
 @pytest.fixture(scope="session")
@@ -359,3 +365,5 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     }
     records = session.config.stash.get(RECORDS, [])
     write_run(report_dir, records, outcomes(reports, scenario_of))
+    waits = [asdict(w) for w in session.config.stash.get(WAITS, [])]
+    (report_dir / "waits.json").write_text(json.dumps(waits, indent=1))
