@@ -307,6 +307,7 @@ def main() -> int:
             image=image,
             registry=handle.registry,  # type: ignore[arg-type]
             namespace_prefix="probelab-accuracy",
+            runtime_log=local.runtime_log,
         )
         points = []
         for pod, seen_pod in zip(read_pods(case.path), seen.pods, strict=True):

@@ -21,6 +21,7 @@ from typing import Any
 from kubernetes import client
 
 from probelab import kube
+from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
 from probelab.errors import ProbelabError, WaitTimeout
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.manifests import image_repository
@@ -67,8 +68,10 @@ def observe(
     image: str,
     registry: Registry,
     namespace_prefix: str = "probelab-observe",
+    runtime_log: Path | None = None,
 ) -> Timelines:
-    """Run the manifest's pods on the cluster for ``duration`` seconds and report."""
+    """Run the manifest's pods on the cluster for ``duration`` seconds and report. With
+    the cluster's containerd log, container starts are containerd's exact ones."""
     if duration <= 0:
         raise ProbelabError(f"--duration must be positive, got {duration:g}")
     pods = read_pods(path)
@@ -100,7 +103,8 @@ def _record(lab: Lab, pods: list[PodUnderTest], path: Path, *, duration: float) 
             budget=duration + SETTLE,
             what=f"a pod deleted while observing {path}",
         )
-        return read_timelines(lab.timeline, pods, duration=duration, origin=first)
+        exact = read_runtime_log(runtime_log, lab.namespace) if runtime_log else {}
+        return read_timelines(lab.timeline, pods, duration=duration, origin=first, exact=exact)
     finally:
         lab.close()
 
@@ -117,14 +121,21 @@ def _first_start(lab: Lab, pods: list[PodUnderTest]) -> datetime:
 
 
 def read_timelines(
-    timeline: Timeline, pods: list[PodUnderTest], *, duration: float, origin: datetime
+    timeline: Timeline,
+    pods: list[PodUnderTest],
+    *,
+    duration: float,
+    origin: datetime,
+    exact: dict[str, PodRuntime] | None = None,
 ) -> Timelines:
-    """The recorded timeline, in seconds since ``origin`` (a truncated start time)."""
+    """The recorded timeline, in seconds since ``origin`` (a truncated start time); starts
+    from containerd's log (``exact``) where it has every one the API showed."""
     result = []
     for pod in pods:
         observations = timeline.pods(pod.name)
         names = [str(c.get("name", "")) for c in pod.spec["containers"]]
-        starts = {name: _starts(observations, name) for name in names}
+        runtime = (exact or {}).get(pod.name)
+        starts = {name: _starts(observations, name, runtime) for name in names}
         first = min((s[0] for s in starts.values() if s), default=None)
         zero = first if first is not None else _seconds(origin) + 0.5
         containers = [
@@ -141,13 +152,19 @@ def _seconds(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def _starts(observations: list[PodObservation], container: str) -> list[float]:
-    """Each instance's start: when it was seen, less the publishing lag, within its second."""
+def _starts(
+    observations: list[PodObservation], container: str, runtime: PodRuntime | None = None
+) -> list[float]:
+    """Each instance's start: containerd's own time when its log has them all, else when
+    it was seen, less the publishing lag, within its second."""
     seen: dict[datetime, float] = {}
     for obs in observations:
         for c in obs.containers:
             if c.name == container and c.started_at is not None and c.state == "running":
                 seen.setdefault(c.started_at, _seconds(obs.at))
+    logged = runtime.starts(container) if runtime is not None else []
+    if logged and len(logged) >= len(seen):
+        return logged
     starts = []
     for started_at, arrival in sorted(seen.items()):
         floor = _seconds(started_at)

@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
             image=image,
             registry=handle.registry,
             namespace_prefix=args.namespace_prefix,
+            runtime_log=local.runtime_log,
         )
     finally:
         api.close()

@@ -99,6 +99,11 @@ class LocalCluster:
             self.config.registry_host, self.layout.etc / "registry" / "credentials.json"
         )
 
+    @property
+    def runtime_log(self) -> Path:
+        """containerd's log: every CRI call kubelet made, with exact times."""
+        return self.supervisor.log_file("containerd")
+
     def is_up(self) -> bool:
         """Every component runs and the API server answers."""
         if not all(self.supervisor.is_running(name) for name in COMPONENTS):
