@@ -3,18 +3,34 @@
 from probelab.clusters.local.runtime_log import read_runtime
 
 NS = "probelab-observe-ab12cd"
+Q = '\\"'  # containerd escapes the quotes inside msg="..."
+
+
+def line(second: str, message: str) -> str:
+    return f'time="2026-12-02T13:40:{second}Z" level=info msg="{message}"'
+
+
+def sandbox(name: str, namespace: str) -> str:
+    return f"RunPodSandbox for &PodSandboxMetadata{{Name:{name},Uid:u1,Namespace:{namespace},Attempt:0,}}"
+
+
+def created(attempt: int, container_id: str) -> str:
+    meta = f"&ContainerMetadata{{Name:app,Attempt:{attempt},}}"
+    return f"CreateContainer within sandbox {Q}s1{Q} for {meta} returns container id {Q}{container_id}{Q}"
+
+
 LINES = [
-    f'time="2026-12-02T13:40:00.100000000Z" level=info msg="RunPodSandbox for &PodSandboxMetadata{{Name:bad,Uid:u1,Namespace:{NS},Attempt:0,}}"',
-    f'time="2026-12-02T13:40:00.400000000Z" level=info msg="RunPodSandbox for &PodSandboxMetadata{{Name:bad,Uid:u1,Namespace:{NS},Attempt:0,}} returns sandbox id \\"s1\\""',
-    'time="2026-12-02T13:40:00.450000000Z" level=info msg="CreateContainer within sandbox \\"s1\\" for &ContainerMetadata{Name:app,Attempt:0,} returns container id \\"c1\\""',
-    'time="2026-12-02T13:40:00.500123456Z" level=info msg="StartContainer for \\"c1\\" returns successfully"',
-    'time="2026-12-02T13:40:09.600000000Z" level=info msg="StopContainer for \\"c1\\" with timeout 30 (s)"',
-    'time="2026-12-02T13:40:09.900000000Z" level=info msg="StopContainer for \\"c1\\" returns successfully"',
-    'time="2026-12-02T13:40:09.950000000Z" level=info msg="CreateContainer within sandbox \\"s1\\" for &ContainerMetadata{Name:app,Attempt:1,} returns container id \\"c2\\""',
-    'time="2026-12-02T13:40:10.000000000Z" level=info msg="StartContainer for \\"c2\\" returns successfully"',
-    'time="2026-12-02T13:40:10.000000000Z" level=info msg="StartContainer for \\"other\\" returns successfully"',
-    'time="2026-12-02T13:40:11.000000000Z" level=info msg="RunPodSandbox for &PodSandboxMetadata{Name:bad,Uid:u9,Namespace:elsewhere,Attempt:0,}"',
-]  # fmt: skip
+    line("00.100000000", sandbox("bad", NS)),
+    line("00.400000000", sandbox("bad", NS) + f" returns sandbox id {Q}s1{Q}"),
+    line("00.450000000", created(0, "c1")),
+    line("00.500123456", f"StartContainer for {Q}c1{Q} returns successfully"),
+    line("09.600000000", f"StopContainer for {Q}c1{Q} with timeout 30 (s)"),
+    line("09.900000000", f"StopContainer for {Q}c1{Q} returns successfully"),
+    line("09.950000000", created(1, "c2")),
+    line("10.000000000", f"StartContainer for {Q}c2{Q} returns successfully"),
+    line("10.000000000", f"StartContainer for {Q}other{Q} returns successfully"),
+    line("11.000000000", sandbox("bad", "elsewhere")),
+]
 
 
 def test_starts_and_stops_come_out_exact_and_in_attempt_order() -> None:
