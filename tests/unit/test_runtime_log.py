@@ -11,12 +11,14 @@ def line(second: str, message: str) -> str:
 
 
 def sandbox(name: str, namespace: str) -> str:
-    return f"RunPodSandbox for &PodSandboxMetadata{{Name:{name},Uid:u1,Namespace:{namespace},Attempt:0,}}"
+    meta = f"&PodSandboxMetadata{{Name:{name},Uid:u1,Namespace:{namespace},Attempt:0,}}"
+    return f"RunPodSandbox for {meta}"
 
 
 def created(attempt: int, container_id: str) -> str:
     meta = f"&ContainerMetadata{{Name:app,Attempt:{attempt},}}"
-    return f"CreateContainer within sandbox {Q}s1{Q} for {meta} returns container id {Q}{container_id}{Q}"
+    created_id = f"returns container id {Q}{container_id}{Q}"
+    return f"CreateContainer within sandbox {Q}s1{Q} for {meta} {created_id}"
 
 
 LINES = [
