@@ -85,10 +85,12 @@ def observe(
             registry=registry,
             manifests_dir=path.parent,
         )
-        return _record(lab, pods, path, duration=duration)
+        return _record(lab, pods, path, duration=duration, runtime_log=runtime_log)
 
 
-def _record(lab: Lab, pods: list[PodUnderTest], path: Path, *, duration: float) -> Timelines:
+def _record(
+    lab: Lab, pods: list[PodUnderTest], path: Path, *, duration: float, runtime_log: Path | None
+) -> Timelines:
     """Apply the pods in the lab's namespace and read what the watches saw."""
     api = lab.api
     image = lab.image
