@@ -4,8 +4,9 @@ A lab waits for a moment of a pod's story (its n-th restart, CrashLoopBackOff, R
 checks that something does *not* happen through the window in which it surely would have
 (a healthy pod is not killed while a failing liveness probe would have killed it). Each
 :class:`Forecast` holds the nominal node's time and the latest time over sampled nodes and
-a slow node (:meth:`.node.Node.latest`), plus :data:`NODE_SLACK`: a kubelet much slower
-than its own rules then fails the lab.
+a slow node (:meth:`.node.Node.latest`), plus :data:`NODE_SLACK` and
+:data:`RESTART_SLACK` per restart on the way: a kubelet much slower than its own rules
+then fails the lab.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from probelab.model.simulate import AppFor, predict_pod
 NODE_SLACK = 3.0
 """Seconds added to the latest modelled time: the API watch's delivery and a node
 briefly busier than the sampled ranges."""
+RESTART_SLACK = 1.0
+"""Seconds more for every restart before the moment: each one is a kill, a stop, a create
+and a start, all of which a busy node stretches past their sampled ranges."""
 SAMPLES = 60
 SEED = 20_261_202
 HORIZON = 1_200.0
@@ -56,19 +60,20 @@ def forecast(
     index = pod.index_of(container)
     rng = random.Random(SEED)
 
-    def at(node: Node, draw: random.Random | None) -> float:
+    def at(node: Node, draw: random.Random | None) -> tuple[float, int]:
         timeline = predict_pod(
             pod, duration=HORIZON, apps=apps, node=node, kubelet=kubelet, rng=draw
         ).containers[index]
         found = moment(timeline)
         if found is None:
             raise ModelError(f"{pod.source}: {what} is not predicted within {HORIZON:g}s")
-        return found
+        return found, sum(1 for t in timeline.restarts_at if t <= found)
 
     node = Node()
-    expected = at(node, None)
-    worst = max([at(node.latest(), None), *(at(node, rng) for _ in range(SAMPLES))])
-    return Forecast(expected, max(worst, expected) + NODE_SLACK)
+    expected, _ = at(node, None)
+    worst, restarts = max([at(node.latest(), None), *(at(node, rng) for _ in range(SAMPLES))])
+    slack = NODE_SLACK + RESTART_SLACK * restarts
+    return Forecast(expected, max(worst, expected) + slack)
 
 
 def nth_restart(n: int) -> Moment:
