@@ -129,7 +129,9 @@ class KindSettings:
         return self.registry.state_dir / f"{self.name}.kubeconfig"
 
 
-def create_command(kind: str, settings: KindSettings) -> list[str]:
+def create_command(
+    kind: str, settings: KindSettings, wait: str = WAIT_FOR_CONTROL_PLANE
+) -> list[str]:
     """`kind create cluster` for these settings; the config is read from stdin."""
     command = [
         kind,
@@ -137,7 +139,7 @@ def create_command(kind: str, settings: KindSettings) -> list[str]:
         "cluster",
         f"--name={settings.name}",
         f"--kubeconfig={settings.kubeconfig}",
-        f"--wait={WAIT_FOR_CONTROL_PLANE}",
+        f"--wait={wait}",
         "--config=-",
     ]
     if settings.node_image:
@@ -184,9 +186,9 @@ class KindCluster:
         path.write_text(text)
         return path
 
-    def create(self, config: str) -> None:
+    def create(self, config: str, wait: str = WAIT_FOR_CONTROL_PLANE) -> None:
         with step(f"creating kind cluster {self.settings.name}"):
-            self._kind(*create_command(self.kind, self.settings)[1:], stdin=config)
+            self._kind(*create_command(self.kind, self.settings, wait)[1:], stdin=config)
 
     def wait_node_ready(self, api: client.ApiClient, timeout: float = NODE_READY_TIMEOUT) -> None:
         """Every node Ready, or an error with the tail of kind's logs (kind only warns)."""
@@ -279,13 +281,13 @@ def bring_up(
     def config() -> str:
         chosen, built = node_image(settings, request)
         cluster.settings = chosen
-        _guard_network(undo)
+        guard_network(undo)
         return cluster_config(built)
 
     try:
         owned = cluster.ensure(undo, config)
         if not owned:
-            _guard_network(undo)
+            guard_network(undo)
         handle = _with_registry(cluster, undo, owned=owned)
     except BaseException:  # Ctrl-C too: leave nothing this call started behind
         teardown()
@@ -323,7 +325,7 @@ def _with_registry(
     )
 
 
-def _guard_network(undo: list[Callable[[], None]]) -> None:
+def guard_network(undo: list[Callable[[], None]]) -> None:
     """Keep kind's network home (creating it first if missing); undo what this added."""
     if os.geteuid() != 0:
         say("not root: kind's Docker network is left unguarded (the guard is an iptables chain)")

@@ -13,6 +13,7 @@ created is deleted.
 """
 
 import contextlib
+from collections.abc import Mapping
 
 import docker
 import docker.errors
@@ -35,7 +36,7 @@ def guard_rules(bridge: str) -> dict[str, list[list[str]]]:
     }
 
 
-def bridge_name(network: dict[str, object]) -> str:
+def bridge_name(network: Mapping[str, object]) -> str:
     """The Linux bridge Docker made for a bridge network (`br-<id>` unless it was named)."""
     options = network.get("Options") or {}
     assert isinstance(options, dict)

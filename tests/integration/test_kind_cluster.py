@@ -5,26 +5,46 @@ image made here (`PROBELAB_KIND_NODE_IMAGE=build`) or on CI with kind's own imag
 lab itself (labs/) proves the pulls through the registry with and without the secret.
 """
 
+import dataclasses
 import os
+import signal
 import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
+import yaml
 from docker.models.containers import Container
 from kubernetes import client
 
 from probelab import kube
 from probelab.clusters.base import ClusterHandle
-from probelab.clusters.kind import KindCluster, KindSettings
+from probelab.clusters.kind import (
+    BUILD_HERE,
+    KindCluster,
+    KindSettings,
+    cluster_config,
+    node_image,
+)
 from probelab.clusters.kind_network import CHAIN, KindNetworkGuard
+from probelab.errors import ProbelabError
 from probelab.images import docker_client
 
 # TEST-NET-2: routed towards the default route, answered by nobody (this machine's own
 # link is on TEST-NET-1).
 OFF_MACHINE = "198.51.100.1"
 CONNECT_TIMEOUT = 5
+# kind starts the node container seconds after it is called (the image is local); its own
+# deletion after an interrupt takes about as long.
+NODE_START_TIMEOUT = 60.0
+CLEANUP_TIMEOUT = 60.0
+# Long enough for kubelet to register and report NetworkPluginNotReady, far shorter than
+# the provider's own 120 s.
+NOT_READY_TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +143,82 @@ def test_guard_lets_the_node_reach_the_registry(kind: KindCluster, node: Contain
         f"exec 3<>/dev/tcp/{registry.name}/5000",
     )
     assert code == 0, f"the node cannot reach {registry.node_endpoint}: {output}"
+
+
+# -- failures: a fresh cluster of the test's own, next to the session's -----------------
+
+
+@pytest.fixture
+def own_cluster(kind: KindCluster, tmp_path: Path) -> Iterator[KindCluster]:
+    settings = dataclasses.replace(
+        kind.settings,
+        name=f"probelab-t{uuid.uuid4().hex[:6]}",
+        registry=dataclasses.replace(kind.settings.registry, state_dir=tmp_path),
+    )
+    own = KindCluster(settings)
+    yield own
+    if own.exists():
+        own.delete()
+
+
+def _node_started(engine: docker.DockerClient, name: str, timeout: float) -> bool:
+    """Watch the engine's events until a node container of cluster `name` starts."""
+    until = time.time() + timeout
+    label = f"io.x-k8s.kind.cluster={name}"
+    filters = {"type": "container", "event": "start", "label": label}
+    return any(True for _ in engine.events(decode=True, filters=filters, until=int(until)))
+
+
+def test_ctrl_c_during_kind_create_leaves_no_partial_cluster(
+    own_cluster: KindCluster, engine: docker.DockerClient
+) -> None:
+    name = own_cluster.settings.name
+    env = {
+        **os.environ,
+        "PROBELAB_KIND_CLUSTER": name,
+        "PROBELAB_KIND_HOME": str(own_cluster.settings.registry.state_dir),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from probelab.clusters import kind; kind.bring_up()"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _node_started(engine, name, NODE_START_TIMEOUT), "kind never started a node"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=CLEANUP_TIMEOUT)
+    finally:
+        child.kill()
+    assert child.returncode != 0
+    assert "KeyboardInterrupt" in stderr
+    label = f"io.x-k8s.kind.cluster={name}"
+    assert engine.containers.list(all=True, filters={"label": label}) == []
+    assert not own_cluster.exists()
+
+
+def test_a_node_never_ready_fails_with_kinds_logs(own_cluster: KindCluster) -> None:
+    """No CNI config where containerd looks: kubelet stays NotReady (NetworkPluginNotReady)."""
+    broken = yaml.safe_load(cluster_config(None))
+    broken["containerdConfigPatches"].append(
+        '[plugins."io.containerd.grpc.v1.cri".cni]\n  conf_dir = "/etc/cni/none"\n'
+    )
+    config = yaml.safe_dump(broken)
+    if own_cluster.settings.node_image == BUILD_HERE:
+        chosen, built = node_image(own_cluster.settings)
+        own_cluster.settings = chosen
+        made = yaml.safe_load(cluster_config(built))
+        made["containerdConfigPatches"] = broken["containerdConfigPatches"]
+        config = yaml.safe_dump(made)
+    own_cluster.create(config, wait="0s")
+    api = kube.api_client(own_cluster.write_kubeconfig(), own_cluster.settings.context)
+    try:
+        with pytest.raises(ProbelabError) as failure:
+            own_cluster.wait_node_ready(api, timeout=NOT_READY_TIMEOUT)
+    finally:
+        api.close()
+    message = str(failure.value)
+    assert "Ready" in message
+    assert f"kind's logs are in {own_cluster.settings.registry.state_dir}" in message
+    assert "kubelet.log" in message

@@ -211,7 +211,7 @@ def test_failed_kind_call_is_one_clear_error(
 @pytest.fixture
 def no_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     """The network guard needs root and a Docker engine; the integration tests cover it."""
-    monkeypatch.setattr(kind_cluster, "_guard_network", lambda undo: None)
+    monkeypatch.setattr(kind_cluster, "guard_network", lambda undo: None)
 
 
 def test_bring_up_deletes_the_cluster_it_created_when_the_node_never_gets_ready(

@@ -137,12 +137,7 @@ class NodeImageBuilder:
         kind_module = self.builder.module("sigs.k8s.io/kind", self.kind_version).dir
         files = node_files(kind_module, node_binaries, versions.kubernetes, PAUSE_IMAGE)
         links = node_links()
-        rootfs = rootfs_tarball(
-            self.cache_root / "images",
-            "kind-node-root",
-            NODE_PACKAGES,
-            what="making the kind node's Debian root with debootstrap (about 2 min, once)",
-        )
+        rootfs = self.rootfs()
         components = ComponentVersions(versions.kubernetes, versions.etcd, versions.coredns)
         key = _digest(
             [
@@ -172,8 +167,21 @@ class NodeImageBuilder:
             binaries.pause,
         ]
 
+    def rootfs(self) -> Path:
+        """The node's Debian root as a tarball, made once per package list."""
+        return rootfs_tarball(
+            self.cache_root / "images",
+            "kind-node-root",
+            NODE_PACKAGES,
+            what="making the kind node's Debian root with debootstrap (about 2 min, once)",
+        )
+
+    @staticmethod
+    def base_image_name(rootfs: Path) -> str:
+        return f"{NODE_REPOSITORY}-base:{rootfs.stem.rsplit('-', 1)[-1]}"
+
     def _base_image(self, rootfs: Path) -> str:
-        reference = f"{NODE_REPOSITORY}-base:{rootfs.stem.rsplit('-', 1)[-1]}"
+        reference = self.base_image_name(rootfs)
         if not image_exists(self.engine, reference):
             repository, tag = reference.rsplit(":", 1)
             self.engine.api.import_image_from_file(str(rootfs), repository=repository, tag=tag)
@@ -190,17 +198,17 @@ class NodeImageBuilder:
     ) -> None:
         base = self._base_image(rootfs)
         images = make_images(self.engine, binaries, components, base)
-        container = self.engine.containers.run(
+        container = self.engine.containers.create(
             base,
             entrypoint=["sleep"],
             command=["infinity"],
-            detach=True,
             security_opt=["seccomp=unconfined"],
             network_mode="none",
             stop_signal=STOP_SIGNAL,
             labels={BUILT_LABEL: "build"},
         )
         try:
+            container.start()
             if not container.put_archive("/", _archive(files, links)):
                 raise ProbelabError("could not copy kind's files into the node build container")
             _exec(container, ["sh", "-c", PREPARE_SYSTEMD], "preparing systemd")

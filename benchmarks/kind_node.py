@@ -1,0 +1,160 @@
+"""kind with a node image made here: image build cold and warm, cluster creation, lab time.
+
+    sudo DOCKER_HOST=unix:///run/probelab-kind/docker.sock \\
+        .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--lab-repeat 2] [--no-labs]
+
+- image, cold: the node's Debian root (debootstrap), its base image and the node image made
+  again; the Go builds are the local cluster's and stay cached (they are its cost);
+- image, parts cached: only the node image made again (root tarball and base image kept);
+- image, warm: the lookup a second `build` does;
+- `kind create cluster` with that image until every node is Ready (the network guard
+  included), then `kind delete cluster`;
+- the whole lab (`pytest labs`) on a kept kind cluster and on the local cluster (which must
+  be up; it is used under the shared cluster lock).
+
+Goals, set before measuring: warm lookup <= 10 s; create to Ready <= 120 s (the provider's
+own Ready deadline); the lab's median wall time on kind at most 1.5x the local cluster's.
+Raw timings go to benchmarks/data/kind_node-<UTC time>.json; exit 1 when a goal is missed.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from probelab import kube
+from probelab.clusters import kind
+from probelab.clusters.kind_node.build import NodeImageBuilder
+from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.releases import DEFAULT_KUBERNETES, parse
+from probelab.images import docker_client
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_LOCK = Path("/work/coord/cluster.lock")
+GOALS = {"warm_lookup_s": 10.0, "create_ready_s": 120.0, "lab_kind_over_local": 1.5}
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def _spread(values: list[float]) -> str:
+    low, high, middle = min(values), max(values), statistics.median(values)
+    return f"median {middle:.1f} s (min {low:.1f}, max {high:.1f}, n={len(values)})"
+
+
+def image_builds(repeat: int) -> dict[str, list[float]]:
+    engine = docker_client(None)
+    cache = LocalClusterConfig().cache
+    builder = NodeImageBuilder(engine, cache)
+    versions = builder.builder.versions(parse(DEFAULT_KUBERNETES))
+    built = builder.build(versions)  # everything in place once, so the Go builds are cached
+    base = builder.base_image_name(builder.rootfs())
+    times: dict[str, list[float]] = {"cold": [], "parts_cached": [], "warm": []}
+    for _ in range(repeat):
+        engine.images.remove(built.reference, force=True)
+        engine.images.remove(base, force=True)
+        builder.rootfs().unlink()
+        times["cold"].append(_timed(lambda: builder.build(versions)))
+    for _ in range(repeat):
+        engine.images.remove(built.reference, force=True)
+        times["parts_cached"].append(_timed(lambda: builder.build(versions)))
+    for _ in range(repeat):
+        times["warm"].append(_timed(lambda: builder.build(versions)))
+    engine.close()
+    return times
+
+
+def creations(repeat: int) -> list[float]:
+    settings = kind.KindSettings(name="probelab-bench", node_image=kind.BUILD_HERE)
+    chosen, built = kind.node_image(settings)
+    cluster = kind.KindCluster(chosen)
+    seconds = []
+    for _ in range(repeat):
+        undo: list[Callable[[], None]] = []
+        try:
+            start = time.monotonic()
+            kind.guard_network(undo)
+            undo.append(cluster.delete)
+            cluster.create(kind.cluster_config(built))
+            api = kube.api_client(cluster.write_kubeconfig(), chosen.context)
+            cluster.wait_node_ready(api)
+            seconds.append(time.monotonic() - start)
+            api.close()
+        finally:
+            while undo:
+                undo.pop()()
+    return seconds
+
+
+def _lab(cluster: str) -> float:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "labs"]
+    command += [f"--cluster={cluster}", "--keep-cluster"]
+    if cluster == "local":
+        command = ["flock", "-o", "-s", str(CLUSTER_LOCK), *command]
+    start = time.monotonic()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def labs(repeat: int) -> dict[str, list[float]]:
+    handle, teardown = kind.bring_up()  # created once and kept across the runs
+    try:
+        on_kind = [_lab("kind") for _ in range(repeat)]
+    finally:
+        if handle.owned:
+            teardown()
+    return {"kind": on_kind, "local": [_lab("local") for _ in range(repeat)]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--lab-repeat", type=int, default=2)
+    parser.add_argument("--no-labs", action="store_true")
+    args = parser.parse_args()
+    data: dict[str, object] = {"kubernetes": DEFAULT_KUBERNETES, "goals": GOALS}
+    images = image_builds(args.repeat)
+    create = creations(args.repeat)
+    data.update(image_build_s=images, create_ready_s=create)
+    missed = []
+    if max(images["warm"]) > GOALS["warm_lookup_s"]:
+        missed.append("warm lookup")
+    if max(create) > GOALS["create_ready_s"]:
+        missed.append("create to Ready")
+    print(f"| node image, cold (debootstrap included) | {_spread(images['cold'])} |")
+    print(f"| node image, root and base cached | {_spread(images['parts_cached'])} |")
+    print(f"| node image, warm (lookup) | {_spread(images['warm'])} |")
+    print(f"| `kind create cluster` to Ready | {_spread(create)} |")
+    if not args.no_labs:
+        lab = labs(args.lab_repeat)
+        data["lab_wall_s"] = lab
+        ratio = statistics.median(lab["kind"]) / statistics.median(lab["local"])
+        data["lab_kind_over_local"] = ratio
+        print(f"| lab on kind | {_spread(lab['kind'])} |")
+        print(f"| lab on the local cluster | {_spread(lab['local'])} |")
+        print(
+            f"\nlab kind / local (medians) = {ratio:.2f} (goal <= {GOALS['lab_kind_over_local']})"
+        )
+        if ratio > GOALS["lab_kind_over_local"]:
+            missed.append("lab kind/local")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "benchmarks" / "data" / f"kind_node-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"\nraw data: {out.relative_to(ROOT)}")
+    if missed:
+        print(f"missed: {', '.join(missed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
