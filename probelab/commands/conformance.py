@@ -36,6 +36,12 @@ def register(commands: Subparsers) -> None:
         default=Path("reports/conformance"),
         help="where upstream's JUnit and ginkgo's report go (default reports/conformance)",
     )
+    run.add_argument(
+        "--kube-test-repo-list",
+        type=Path,
+        metavar="YAML",
+        help="upstream's registry mapping for the specs' images (KUBE_TEST_REPO_LIST)",
+    )
     run.set_defaults(run=_run)
 
 
@@ -55,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         focus=tuple(args.focus or FOCUS),
         procs=args.procs,
         timeout=args.timeout,
+        repo_list=args.kube_test_repo_list,
     )
     print(summary.render(outcome))
     return 0 if summary.succeeded(outcome) else 1

@@ -7,7 +7,7 @@ log. The log names the namespace the spec ran in, which ties our own pod watch t
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,25 +39,29 @@ class SpecResult:
         return sorted(ns for ns in candidates if re.search(rf"\b{re.escape(ns)}\b", self.text))
 
 
-def read_ginkgo_report(path: Path) -> list[SpecResult]:
-    """The `It` specs of a ginkgo JSON report (a list of suite reports)."""
+def read_ginkgo_report(path: Path, focus: Sequence[str] = (r".",)) -> list[SpecResult]:
+    """The `It` specs in `focus` of a ginkgo JSON report (a list of suite reports).
+
+    The report lists every spec of e2e.test, thousands skipped by the focus; only the
+    focused ones are kept.
+    """
     suites: list[dict[str, Any]] = json.loads(path.read_text())
+    wanted = [re.compile(pattern) for pattern in focus]
     return [
         _spec(report)
         for suite in suites
         for report in suite.get("SpecReports") or []
-        if report.get("LeafNodeType") == "It"
+        if report.get("LeafNodeType") == "It" and any(w.search(_name(report)) for w in wanted)
     ]
 
 
+def _name(report: dict[str, Any]) -> str:
+    # Upstream's leaf texts carry their labels already ("... [NodeConformance]").
+    return " ".join([*(report.get("ContainerHierarchyTexts") or []), report["LeafNodeText"]])
+
+
 def _spec(report: dict[str, Any]) -> SpecResult:
-    name = " ".join(
-        text for text in [*(report.get("ContainerHierarchyTexts") or []), report["LeafNodeText"]]
-    )
-    labels = [label for labels in report.get("ContainerHierarchyLabels") or [] for label in labels]
-    labels += report.get("LeafNodeLabels") or []
-    if labels:
-        name += " " + " ".join(f"[{label}]" for label in labels)
+    name = _name(report)
     failure = report.get("Failure") or {}
     message = str(failure.get("Message") or "").strip()
     state = str(report.get("State", "unknown"))

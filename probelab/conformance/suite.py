@@ -9,7 +9,6 @@ an image kubelet could not pull is named.
 
 import fcntl
 import os
-import re
 import signal
 import subprocess
 import time
@@ -118,8 +117,7 @@ def run(suite: SuiteRun, api: client.ApiClient, lock_file: Path) -> SuiteOutcome
             left = _delete_namespaces(api, sorted(set(_e2e_namespaces(api)) - before))
         seconds = time.monotonic() - started
     report = suite.report_dir / GINKGO_REPORT
-    specs = read_ginkgo_report(report) if report.is_file() else []
-    specs = [spec for spec in specs if any(re.search(p, spec.name) for p in suite.focus)]
+    specs = read_ginkgo_report(report, suite.focus) if report.is_file() else []
     junit = suite.report_dir / JUNIT_FILE
     return SuiteOutcome(specs, seconds, exit_code, junit, pods.pods, pods.pull_failures, made, left)
 

@@ -69,10 +69,10 @@ def test_ginkgo_runs_the_binary_with_both_probe_blocks_in_parallel(tmp_path: Pat
 def _spec(leaf: str, state: str, **extra: Any) -> dict[str, Any]:
     return {
         "ContainerHierarchyTexts": ["[sig-node] Probing container"],
-        "ContainerHierarchyLabels": [["NodeConformance"]],
+        "ContainerHierarchyLabels": [["sig-node"], None],
         "LeafNodeType": "It",
-        "LeafNodeText": leaf,
-        "LeafNodeLabels": [],
+        "LeafNodeText": f"{leaf} [NodeConformance]",
+        "LeafNodeLabels": ["NodeConformance"],
         "State": state,
         "RunTime": 61_500_000_000,
         **extra,
@@ -116,6 +116,14 @@ def test_report_gives_each_spec_its_outcome_time_and_reason(tmp_path: Path) -> N
         "container-probe-x1y2z"
     ]
     assert summary_line(specs) == "1/3 specs passed, 0 skipped"
+
+
+def test_report_keeps_only_the_focused_specs(tmp_path: Path) -> None:
+    path = _report(tmp_path, _spec("in focus", "passed"), _spec("elsewhere", "skipped"))
+    specs = read_ginkgo_report(path, [r"Probing container in focus"])
+    assert [spec.name for spec in specs] == [
+        "[sig-node] Probing container in focus [NodeConformance]"
+    ]
 
 
 def test_summary_names_every_spec_that_did_not_pass_and_a_missing_image(tmp_path: Path) -> None:
