@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from kubernetes import client
 
-from probelab import clusters, kube
+from probelab import clusters, kube, report_masking
 from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import releases
@@ -30,13 +30,13 @@ from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.model.rules import Kubelet
 from probelab.predict import model_errors
-from probelab.registries import ecr, ecr_masking
+from probelab.registries import ecr
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
 from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
 from probelab.scenario import WaitRecord
-from probelab.secrets import SECRETS, install_log_masking
+from probelab.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -129,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "scenario(name, *manifests, pull_secret=True): the lab scenario a test assesses"
     )
-    install_log_masking()
+    report_masking.install(config)  # every registry's secrets stay out of pytest's output
     set_language(config.getoption("lang"))
     if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
         raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
@@ -213,7 +213,6 @@ def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Iterator
     option = request.config.getoption
     choice = option("registry")
     if choice == "ecr":
-        ecr_masking.install(request.config)  # the token stays out of pytest's output
         with ExitStack() as stack:
 
             def open_provider() -> ecr.EcrRegistry:

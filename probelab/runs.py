@@ -49,7 +49,8 @@ def holder_alive(identity: str) -> bool:
     pid_text, _, start_text = rest.partition("/")
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine's run: only its lease's expiry can tell
-    return str(process_start_time(int(pid_text))) == start_text
+    started = process_start_time(int(pid_text))
+    return started is not None and str(started) == start_text
 
 
 def lease_expired(lease: client.V1Lease, now: datetime) -> bool:

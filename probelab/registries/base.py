@@ -64,7 +64,9 @@ class Registry(ABC):
         creds = self.credentials()
         auth = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
         entry = {"username": creds.username, "password": creds.password, "auth": auth}
-        return json.dumps({"auths": {self.host: entry}})
+        config = json.dumps({"auths": {self.host: entry}})
+        SECRETS.register(config)  # and its base64: what the Secret's data holds
+        return config
 
 
 class FixedRegistry(Registry):

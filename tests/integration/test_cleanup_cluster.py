@@ -47,8 +47,10 @@ def _make_run(api: client.ApiClient, holder: str | None, made: list[str]) -> str
 
 
 def _dead_holder() -> str:
-    child = subprocess.Popen(["true"])
+    child = subprocess.Popen(["sleep", "60"])
     start = process_start_time(child.pid)
+    assert start is not None
+    child.kill()
     child.wait()
     return f"{socket.gethostname()}/{child.pid}/{start}"
 

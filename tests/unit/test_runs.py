@@ -17,8 +17,10 @@ def test_this_process_is_alive() -> None:
 
 
 def test_a_process_that_exited_is_not_alive() -> None:
-    child = subprocess.Popen(["true"])
+    child = subprocess.Popen(["sleep", "60"])
     start = process_start_time(child.pid)
+    assert start is not None
+    child.kill()
     child.wait()
     assert not holder_alive(f"{socket.gethostname()}/{child.pid}/{start}")
 

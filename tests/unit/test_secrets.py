@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from probelab.registries.base import Credentials, FixedRegistry
 from probelab.secrets import SECRETS, SecretRegistry, install_log_masking
 
 
@@ -54,12 +56,12 @@ def test_basic_auth_form_is_masked(registry: SecretRegistry) -> None:
     assert registry.mask(f"Authorization: Basic {encoded}") == "Authorization: Basic ***"
 
 
-def test_basic_auth_form_needs_the_username(registry: SecretRegistry) -> None:
-    """Without a username only the password's own forms are known."""
+def test_basic_auth_form_is_found_without_the_username(registry: SecretRegistry) -> None:
+    """A base64 run is decoded and searched, so `user:password` needs no known user."""
     registry.register("correct-horse-battery")
     encoded = b64("kube:correct-horse-battery")
 
-    assert registry.mask(encoded) == encoded
+    assert registry.mask(encoded) == "***"
 
 
 def test_every_occurrence_is_masked(registry: SecretRegistry) -> None:
@@ -161,3 +163,58 @@ def test_masks_records_of_child_and_third_party_loggers(
     logging.getLogger(f"{logger.name}.clusters.local.processes").warning("password %s", secret)
 
     assert stream.getvalue() == "WARNING password ***\n"
+
+
+def test_whole_docker_config_json_and_its_base64_are_masked() -> None:
+    """What a `kubernetes.io/dockerconfigjson` Secret stores, and `pytest -l` would show."""
+    secret = unique_secret()
+    registry = FixedRegistry("registry.example:5443", Credentials("kube", secret))
+    config = registry.docker_config_json()
+    stored = b64(config)
+
+    assert SECRETS.mask(f"data: {stored}") == "data: ***"
+    assert SECRETS.mask(config) == "***"
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "xy"])  # base64 groups 3 bytes: every offset
+def test_base64_of_any_json_holding_the_password_is_masked(
+    registry: SecretRegistry, prefix: str
+) -> None:
+    """The secret's own base64 is not a substring when it sits at another byte offset."""
+    registry.register("correct-horse-battery")
+    document = json.dumps({"note": prefix, "password": "correct-horse-battery"})
+    encoded = b64(document)
+
+    assert registry.mask(f"blob {encoded} end") == "blob *** end"
+
+
+def test_base64_without_a_secret_is_left_alone(registry: SecretRegistry) -> None:
+    registry.register("correct-horse-battery")
+    harmless = b64(json.dumps({"auths": {"example": {"username": "kube"}}}))
+
+    assert registry.mask(harmless) == harmless
+
+
+def test_json_escaped_form_is_masked(registry: SecretRegistry) -> None:
+    """A PEM key inside JSON (a kubeconfig as JSON, an API body) has `\\n` for newlines."""
+    key = "-----BEGIN KEY-----\nMHcCAQEEIabc\n-----END KEY-----\n"
+    registry.register(key)
+
+    assert registry.mask(json.dumps({"key": key})) == '{"key": "***"}'
+
+
+def test_traceback_of_a_logged_exception_is_masked(
+    captured: tuple[logging.Logger, io.StringIO], masking: None
+) -> None:
+    """`log.exception` (exc_info) formats the exception's message into the traceback."""
+    logger, stream = captured
+    secret = unique_secret()
+    SECRETS.register(secret)
+    try:
+        raise RuntimeError(f"login refused for {secret}")
+    except RuntimeError:
+        logger.exception("push failed")
+
+    text = stream.getvalue()
+    assert "RuntimeError: login refused for ***" in text
+    assert secret not in text
