@@ -288,12 +288,19 @@ def pod_logs(
     *,
     container: str | None = None,
     previous: bool = False,
+    timestamps: bool = False,
 ) -> str:
-    """`kubectl logs [--previous]`; an explanation instead of the text when there is none."""
+    """`kubectl logs [--previous] [--timestamps]`; an explanation instead of the text when
+    there is none."""
     try:
         return str(
             client.CoreV1Api(api).read_namespaced_pod_log(
-                pod, namespace, container=container, previous=previous, _request_timeout=15
+                pod,
+                namespace,
+                container=container,
+                previous=previous,
+                timestamps=timestamps,
+                _request_timeout=15,
             )
         )
     except ApiException as error:

@@ -1,0 +1,204 @@
+"""Measure the node latencies the kubelet model uses, from containerd's log and the API.
+
+    sudo .venv/bin/python benchmarks/calibrate_node.py [--runs 3] [--seconds 40]
+
+On the local cluster (which must be up) it runs benchmarks/calibration/*.yaml for
+``--seconds`` each time and measures, per run:
+
+* ``sandbox``: kubelet asks for the pod's sandbox -> the first container runs
+  (containerd's ``RunPodSandbox`` to ``StartContainer ... returns``);
+* ``app_stop``: a graceful stop of the lab app (``StopContainer`` asked -> returned);
+* ``create``: a stop returned -> the next attempt runs;
+* ``notice``: a container runs (containerd) -> the API shows it running (watch);
+* ``app_boot`` / ``app_reboot``: a container runs -> uvicorn says it listens, for a first
+  and a restarted instance (container logs with timestamps).
+
+Raw samples go to benchmarks/data/node-latencies-<time>.json with each latency's min,
+mean and max and the model's nominal value and range (probelab/model/node.py). Exit 1
+when a measured mean lies outside the model's range: the model would then sample a node
+unlike this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+from kubernetes import client
+
+from probelab import kube
+from probelab.clusters.local.cluster import LocalCluster
+from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
+from probelab.images import build_and_push, docker_client
+from probelab.lab import Lab, Scenario, namespace_name
+from probelab.model.node import Node
+from probelab.observe import pod_object
+from probelab.predict import read_pods
+from probelab.registries.base import Registry
+from probelab.runs import RunLease
+from probelab.timeline import PodObservation, Timeline
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "benchmarks" / "calibration"
+DATA = ROOT / "benchmarks" / "data"
+LISTENING = "Uvicorn running on"
+
+
+def _log_time(line: str) -> float | None:
+    stamp = line.split(" ", 1)[0]
+    head, _, rest = stamp.partition(".")
+    try:
+        return datetime.fromisoformat(
+            f"{head}.{rest.rstrip('Z')[:6].ljust(6, '0')}+00:00"
+        ).timestamp()
+    except ValueError:
+        return None
+
+
+def _boots(lab: Lab, pod: str, starts: list[float]) -> dict[str, list[float]]:
+    """Start -> listening, for the current and the previous instance."""
+    found: dict[str, list[float]] = defaultdict(list)
+    for previous, index in ((False, len(starts) - 1), (True, len(starts) - 2)):
+        if index < 0:
+            continue
+        logs = kube.pod_logs(lab.api, lab.namespace, pod, previous=previous, timestamps=True)
+        listening = next((_log_time(line) for line in logs.splitlines() if LISTENING in line), None)
+        if listening is not None:
+            found["app_boot" if index == 0 else "app_reboot"].append(listening - starts[index])
+    return found
+
+
+def _notices(timeline: Timeline, pod: str, starts: list[float]) -> list[float]:
+    """containerd's start -> the first watch event showing that many restarts, running."""
+    found = []
+    observations = timeline.pods(pod)
+    for count, start in enumerate(starts):
+        seen = next(
+            (o for o in observations if o.restarts == count and _running(o)),
+            None,
+        )
+        if seen is not None:
+            found.append(seen.at.timestamp() - start)
+    return found
+
+
+def _running(observation: PodObservation) -> bool:
+    return any(c.state == "running" for c in observation.containers)
+
+
+def measure(runtime: PodRuntime, lab: Lab) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = defaultdict(list)
+    attempts = sorted(runtime.attempts, key=lambda a: a.attempt)
+    starts = [a.started for a in attempts if a.started is not None]
+    if runtime.sandbox_asked is not None and starts:
+        samples["sandbox"].append(starts[0] - runtime.sandbox_asked)
+    for attempt, following in pairwise(attempts):
+        if attempt.stop_asked is not None and attempt.stopped is not None:
+            samples["app_stop"].append(attempt.stopped - attempt.stop_asked)
+        if attempt.stopped is not None and following.started is not None:
+            samples["create"].append(following.started - attempt.stopped)
+    samples["notice"] += _notices(lab.timeline, runtime.pod, starts)
+    for name, values in _boots(lab, runtime.pod, starts).items():
+        samples[name] += values
+    return samples
+
+
+def one_run(
+    api: client.ApiClient, image: str, registry: Registry, runtime_log: Path, seconds: float
+) -> dict[str, list[float]]:
+    pods = [pod for path in sorted(CASES.glob("*.yaml")) for pod in read_pods(path)]
+    samples: dict[str, list[float]] = defaultdict(list)
+    with RunLease(api) as lease:
+        lab = Lab(
+            api,
+            Scenario("calibrate", ()),
+            namespace=namespace_name("probelab-calibrate", "node"),
+            run_id=lease.run_id,
+            image=image,
+            registry=registry,
+            manifests_dir=CASES,
+        )
+        try:
+            lab.start()
+            kube.apply(lab.api, [pod_object(pod, lab.namespace, image) for pod in pods])
+            lab.assert_never(
+                pods[0].name,
+                lambda t: next((o for o in t.pods() if o.deleted), None),
+                budget=seconds,
+                what="a calibration pod deleted while measuring",
+            )
+            for pod_runtime in read_runtime_log(runtime_log, lab.namespace).values():
+                for name, values in measure(pod_runtime, lab).items():
+                    samples[name] += values
+        finally:
+            lab.close()
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=40.0)
+    args = parser.parse_args()
+    if not 1 <= args.runs <= 20 or not 10 <= args.seconds <= 600:
+        print("calibrate_node: --runs must be 1-20 and --seconds 10-600", file=sys.stderr)
+        return 2
+    local = LocalCluster()
+    if not local.is_up():
+        print("calibrate_node: the local cluster is not up: probelab cluster up", file=sys.stderr)
+        return 2
+    handle = local.handle(owned=False)
+    assert handle.registry is not None
+    image = build_and_push(docker_client(handle.docker_host), ROOT / "app", handle.registry)
+    api = kube.api_client(handle.kubeconfig, handle.context)
+    runs = [
+        one_run(api, image, handle.registry, local.runtime_log, args.seconds)
+        for _ in range(args.runs)
+    ]
+    node = Node()
+    summary, met = {}, True
+    lines = [
+        "| latency | samples | min s | mean s | max s | model nominal s | model range s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted({n for run in runs for n in run}):
+        values = [v for run in runs for v in run.get(name, [])]
+        low, high = node.spread[name]
+        mean = statistics.fmean(values)
+        inside = low <= mean <= high
+        met = met and inside
+        summary[name] = {
+            "samples": len(values),
+            "min": min(values),
+            "mean": mean,
+            "max": max(values),
+            "per_run_mean": [statistics.fmean(r[name]) for r in runs if r.get(name)],
+        }
+        flag = "" if inside else " **outside**"
+        lines.append(
+            f"| {name} | {len(values)} | {min(values):.3f} | {mean:.3f}{flag} | {max(values):.3f} "
+            f"| {getattr(node, name):.2f} | {low:.2f}-{high:.2f} |"
+        )
+    text = (
+        "\n".join(lines)
+        + f"\n\n{args.runs} runs of {args.seconds:g} s; goal "
+        + ("met" if met else "MISSED")
+    )
+    print(text)
+    DATA.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (DATA / f"node-latencies-{stamp}.json").write_text(
+        json.dumps({"runs": runs, "summary": summary}, indent=1)
+    )
+    (DATA / f"node-latencies-{stamp}.md").write_text(text + "\n")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
