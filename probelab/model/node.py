@@ -35,6 +35,7 @@ class Node:
     app_exec: float = 0.2  # the lab app: an exec probe running python3
     pull: float = 0.5  # imagePullPolicy Always: asking the registry before each start
     first_pull: float = 2.0  # ... and the first pull, which the probe workers wait out
+    second: float = 0.5  # a start's place within its wall-clock second (see simulate.py)
     spread: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
             "sandbox": (0.2, 0.6),
@@ -51,6 +52,7 @@ class Node:
             "app_exec": (0.15, 0.3),
             "pull": (0.2, 2.0),
             "first_pull": (0.0, 10.0),
+            "second": (0.0, 1.0),
         },
         compare=False,
     )

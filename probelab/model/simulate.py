@@ -4,7 +4,8 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
 
 * ``prober/worker.go``: one worker per probe, started with the pod before its sandbox
   exists, ticking every ``periodSeconds`` for the pod's life. A tick is skipped until
-  kubelet's status shows the container, while ``int(age) < initialDelaySeconds``, and
+  kubelet's status shows the container, while ``int(age) < initialDelaySeconds`` (age
+  from the status' StartedAt, which keeps whole seconds only), and
   (liveness, readiness) until the startup probe has passed. A result flips after
   ``failureThreshold``/``successThreshold`` equal results in a row; the run counter
   survives restarts. Liveness and startup workers hold after acting until a new container
@@ -60,6 +61,7 @@ class _Instance:
     killed: float | None = None
     exit: float | None = None
     busy_until: float = 0.0  # the last probe request the app is still handling
+    second: float = 0.0  # how far into its wall-clock second the instance started
 
 
 @dataclass
@@ -183,7 +185,7 @@ class _Container:
         """A new instance runs; kubelet's status shows it after the next relist."""
         visible = start + self.lat("notice")
         gated = self.worker("startup") is not None
-        instance = _Instance(start, visible, None if gated else visible)
+        instance = _Instance(start, visible, None if gated else visible, second=self.lat("second"))
         self.instances.append(instance)
         if restart:
             self.result.restarts_at.append(start)
@@ -346,9 +348,12 @@ class _Container:
             return 0.0
         age = tick - instance.start
         delay = worker.settings.initial_delay
-        if delay and abs(age - delay) < KNIFE_EDGE:
+        # The status keeps StartedAt to the second (status_manager normalizeStatus), so the
+        # worker's age is the true age plus how far into its second the start fell.
+        seen_age = age + instance.second
+        if delay and abs(seen_age - delay) < KNIFE_EDGE:
             self.close_call(tick, f"a {worker.kind} tick and initialDelaySeconds")
-        if int(age + _EPSILON) < delay:
+        if int(seen_age + _EPSILON) < delay:
             return 0.0
         started = instance.started is not None and instance.started <= tick
         if (worker.kind == "startup") == started:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = "YOUR_REGISTRY/fastapi-health:v1"  # tagged: no pull before each start
 # A node with round latencies, so expected times can be worked out by hand.
 NODE = Node(sandbox=0.5, create=0.1, notice=0.5, publish=0.0, check=0.0, jitter=0.25,
-            pickup=0.5, app_boot=0.7, app_reboot=0.7, app_stop=0.2, app_exec=0.2)  # fmt: skip
+            pickup=0.5, app_boot=0.7, app_reboot=0.7, app_stop=0.2, app_exec=0.2,
+            second=0.0)  # fmt: skip  # fmt: skip
 
 
 def pod(
@@ -195,6 +197,14 @@ def test_versions_outside_the_read_ones_borrow_the_nearest_and_say_so() -> None:
     assert Kubelet.parse("v1.36.1").assumptions == ()
     c = run(pod(liveness=WRONG_PORT), kubelet=Kubelet.parse("1.40"), duration=20)
     assert any("1.40" in note for note in c.assumptions)
+
+
+def test_initial_delay_counts_from_the_start_second() -> None:
+    # StartedAt keeps whole seconds: a start 0.6 s into its second looks 0.6 s older.
+    probe = {"httpGet": {"port": 8000}, "periodSeconds": 1, "failureThreshold": 1,
+             "initialDelaySeconds": 1}  # fmt: skip
+    c = run(pod(liveness=probe), duration=3, node=replace(NODE, second=0.6))
+    assert kinds(c, "unhealthy")[0] == pytest.approx(0.5)
 
 
 def test_initial_delay_compares_whole_seconds() -> None:
