@@ -20,6 +20,7 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.errors import WaitTimeout
+from probelab.i18n import _
 from probelab.model.app import app_for
 from probelab.model.pods import PodUnderTest
 from probelab.model.simulate import AppFor
@@ -110,7 +111,7 @@ class PodHandle:
         return self._wait(
             lambda t: t.first(self.name, lambda o: o.restarts >= n),
             nth_restart(n),
-            f"{self.name} to restart {n} time(s)",
+            _("{pod} to restart {n} time(s)").format(pod=self.name, n=n),
         )
 
     def shows(self, status: str) -> PodObservation:
@@ -120,7 +121,7 @@ class PodHandle:
         return self._wait(
             lambda t: t.first(self.name, lambda o: o.status == status),
             crash_loop_back_off,
-            f"{self.name} to show {status}",
+            _("{pod} to show {status}").format(pod=self.name, status=status),
         )
 
     def becomes_ready(self) -> PodObservation:
@@ -128,7 +129,7 @@ class PodHandle:
         return self._wait(
             lambda t: t.first(self.name, lambda o: o.ready),
             ready,
-            f"{self.name} to be Ready",
+            _("{pod} to be Ready").format(pod=self.name),
         )
 
     def turns_unready(self) -> PodObservation:
@@ -141,7 +142,7 @@ class PodHandle:
                 (o for o in t.pods(self.name) if not o.ready and o.at > self._at(since)), None
             ),
             partial(not_ready_after, since=since),
-            f"{self.name} to turn NotReady after its dependency went down",
+            _("{pod} to turn NotReady after its dependency went down").format(pod=self.name),
         )
 
     def _at(self, since: float) -> datetime:
@@ -149,7 +150,7 @@ class PodHandle:
 
     def ends(self) -> PodObservation:
         """The pod's activeDeadlineSeconds runs out and kubelet ends it (phase Failed)."""
-        what = f"{self.name} to reach its activeDeadlineSeconds and stop"
+        what = _("{pod} to reach its activeDeadlineSeconds and stop").format(pod=self.name)
         expected = active_deadline_end(self.model, apps=self.apps, kubelet=self.lab.kubelet)
         started = self.lab.container_started(self.name)
         found = self.lab.wait_from_start(
@@ -163,10 +164,9 @@ class PodHandle:
         """A first restart, caused by the ``kind`` probe (its Killing event says so)."""
         seen = self.restarts_at_least(1)
         killing = self.events("Killing")
-        assert any(f"failed {kind} probe" in e.message for e in killing), (
-            f"{self.name} restarted, but no Killing event names its {kind} probe: "
-            + "; ".join(e.message for e in killing)
-        )
+        assert any(f"failed {kind} probe" in e.message for e in killing), _(
+            "{pod} restarted, but no Killing event names its {kind} probe: {events}"
+        ).format(pod=self.name, kind=kind, events="; ".join(e.message for e in killing))
         return seen
 
     def stays_alive(self) -> None:
@@ -184,7 +184,7 @@ class PodHandle:
                 t.max_restarts(self.name) > 0
                 or t.events(pod=self.name, reason="Unhealthy", contains="Liveness probe failed")
             ),
-            f"a restart or failed liveness probe of {self.name}",
+            _("a restart or failed liveness probe of {pod}").format(pod=self.name),
         )
 
     def survives_startup(self) -> None:
@@ -192,16 +192,18 @@ class PodHandle:
         self._never(
             with_failing(self.model, "startup"),
             lambda t: t.max_restarts(self.name) > 0,
-            f"a restart of {self.name} within its startup budget",
+            _("a restart of {pod} within its startup budget").format(pod=self.name),
         )
 
     def _never(
         self, variant: PodUnderTest, violation: Callable[[Timeline], object], what: str
     ) -> None:
-        window = self.forecast(first_kill, what=f"the kill that would end {what}", pod=variant)
+        window = self.forecast(
+            first_kill, what=_("the kill that would end {what}").format(what=what), pod=variant
+        )
         started = self.lab.container_started(self.name)
         self.lab.assert_never(self.name, violation, budget=window.latest, what=what)
-        self._record(f"no {what}", window, started, None)
+        self._record(_("no {what}").format(what=what), window, started, None)
 
     def events(self, reason: str, contains: str | None = None) -> list[EventObservation]:
         """This pod's events with ``reason`` (Unhealthy, Killing, BackOff, ...)."""
@@ -215,7 +217,7 @@ class PodHandle:
         status = (
             client.CoreV1Api(self.lab.api).read_namespaced_pod(self.name, self.lab.namespace).status
         )
-        assert status is not None and status.pod_ip, f"{self.name} has no IP"
+        assert status is not None and status.pod_ip, _("{pod} has no IP").format(pod=self.name)
         return str(status.pod_ip)
 
 
@@ -243,13 +245,15 @@ class ServiceHandle:
                 for e in slice_.endpoints or []
             )
 
-        state = "ready" if ready else "not-ready"
+        state = _("ready") if ready else _("not-ready")
         try:
             kube.watch_until(
                 client.DiscoveryV1Api(self.lab.api).list_namespaced_endpoint_slice,
                 check,
                 timeout=ENDPOINT_LAG,
-                what=f"{pod.name} ({ip}) to be a {state} endpoint of {self.name}",
+                what=_("{pod} ({ip}) to be a {state} endpoint of {service}").format(
+                    pod=pod.name, ip=ip, state=state, service=self.name
+                ),
                 namespace=self.lab.namespace,
                 label_selector=f"kubernetes.io/service-name={self.name}",
             )
