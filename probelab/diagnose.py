@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from probelab import kube
 from probelab.errors import ProbelabError
 from probelab.lint import lab_startup, startup_needed
+from probelab.model import lab_app
 from probelab.model.lab_app import is_lab_image
 from probelab.model.probes import PROBE_KINDS, ProbeSettings, declared_ports, env_of
 from probelab.model.probes import resolve_port as container_port
@@ -138,7 +139,7 @@ def listening_ports(evidence: Evidence, container: Mapping[str, Any]) -> dict[in
     for port in sorted(declared_ports(container)):
         said.setdefault(port, []).append("its ports")
     if not said and is_lab_image(str(container.get("image", ""))):
-        said[8080] = ["the lab image"]
+        said[lab_app.PORT] = ["the lab image"]
     return said
 
 
@@ -291,7 +292,7 @@ def _status_cause(
             "not-ready",
             f"{what} gets HTTP {status} from {path}, so the pod is not Ready",
             name,
-            {} if status >= 500 else {"readinessProbe": {"httpGet": {"path": "/ready"}}},
+            {} if status >= 500 else {"readinessProbe": {"httpGet": {"path": lab_app.READY_PATH}}},
         )
     if status >= 500:
         return Cause(
@@ -314,12 +315,12 @@ def _status_cause(
 def _healthy_path(evidence: Evidence, container: Mapping[str, Any], wrong: str) -> str:
     """A path that answers 200 without dependencies: the lab's /healthz, else one seen."""
     if is_lab_image(str(container.get("image", ""))):
-        return "/healthz"
+        return lab_app.HEALTH_PATH
     text = evidence.previous_logs.get(container["name"], "") + evidence.logs.get(
         container["name"], ""
     )
     good = [p for p, s in _ACCESS.findall(text) if s == "200" and p != wrong]
-    return next((p for p in good if "health" in p or "live" in p), "/healthz")
+    return next((p for p in good if "health" in p or "live" in p), lab_app.HEALTH_PATH)
 
 
 def _slow_start(

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from probelab.model.app import App, probe_outcome
-from probelab.model.lab_app import HEALTH_PATH, is_lab_image
+from probelab.model.lab_app import HEALTH_PATH, PORT, READY_PATH, is_lab_image
 from probelab.model.node import Latencies, Node
 from probelab.model.probes import (
     HANDLERS,
@@ -192,8 +192,8 @@ class _Checker:
                 "error",
                 kind,
                 f"{handler}.port",
-                f"{why}: the lab app listens on 8080 only",
-                {handler: {"port": 8080}},
+                f"{why}: the lab app listens on {PORT} only",
+                {handler: {"port": PORT}},
             )
         elif why.startswith("timeout"):
             delay = float(env.get("HEALTH_DELAY", "0"))
@@ -213,7 +213,7 @@ class _Checker:
                 f"{why} in the lab image",
                 {"exec": {"command": ["python3", "-c", _PYTHON_GET]}},
             )
-        elif why.startswith("HTTP 503") and spec.get("path") == "/ready":
+        elif why.startswith("HTTP 503") and spec.get("path") == READY_PATH:
             if kind == "readiness":
                 return  # readiness is where a dependency belongs
             self.add(
@@ -226,7 +226,7 @@ class _Checker:
         elif why.startswith("HTTP 5"):
             return  # the app's own knobs make it unhealthy: a runtime story, not a typo
         elif why.startswith("HTTP"):
-            target = "/ready" if kind == "readiness" else HEALTH_PATH
+            target = READY_PATH if kind == "readiness" else HEALTH_PATH
             self.add(
                 "error",
                 kind,
@@ -282,7 +282,9 @@ class _Checker:
             )
 
 
-_PYTHON_GET = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/healthz', timeout=1)"
+_PYTHON_GET = (
+    f"import urllib.request as u; u.urlopen('http://127.0.0.1:{PORT}{HEALTH_PATH}', timeout=1)"
+)
 
 
 def lab_startup(container: Mapping[str, Any]) -> float | None:
