@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from probelab.errors import ProbelabError
-from probelab.manifests import PLACEHOLDER_REPOSITORY, image_repository, load_manifest
+from probelab.manifests import image_repository, load_manifest
+from probelab.model.lab_app import PLACEHOLDER_REPOSITORY
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 IMAGE = "127.0.0.1:5000/probelab/fastapi-health:abc123"
