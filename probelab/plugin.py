@@ -30,6 +30,7 @@ from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.model.rules import Kubelet
 from probelab.predict import model_errors
+from probelab.progress import step
 from probelab.registries import ecr
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
@@ -39,6 +40,7 @@ from probelab.scenario import WaitRecord
 from probelab.secrets import SECRETS
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["probelab.pytest_progress"]  # progress lines shown while tests run
 T = TypeVar("T")
 SCENARIOS = pytest.StashKey[dict[str, Scenario]]()
 RECORDS = pytest.StashKey[list[ScenarioRecord]]()  # for the report, in scenario order
@@ -295,14 +297,17 @@ class LabRun:
             lab.stop_recording()
         records = self.config.stash.setdefault(RECORDS, [])
         waits = self.config.stash.setdefault(WAITS, [])
-        for lab in self.labs.values():
-            if reporting:
-                cleanup.run(
-                    _("recording {scenario}").format(scenario=lab.scenario.name),
-                    partial(_keep_record, records, waits, lab),
-                )
-            cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
-        cleanup.run(_("releasing the run's lease"), self.lease.release)
+        with step(
+            _("recording and deleting the lab's {count} namespaces").format(count=len(self.labs))
+        ):
+            for lab in self.labs.values():
+                if reporting:
+                    cleanup.run(
+                        _("recording {scenario}").format(scenario=lab.scenario.name),
+                        partial(_keep_record, records, waits, lab),
+                    )
+                cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
+            cleanup.run(_("releasing the run's lease"), self.lease.release)
         cleanup.check()
 
 
