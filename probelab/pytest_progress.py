@@ -21,9 +21,10 @@ _PREVIOUS = pytest.StashKey[progress.Display]()
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
-    """Point progress at this session's terminal (none under xdist workers: left as is)."""
+    """Point progress at this session's terminal (an xdist worker's goes nowhere: left as
+    stderr there, which pytest captures and shows with a failure)."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is None:
+    if terminal is None or hasattr(config, "workerinput"):
         return
     capture = config.pluginmanager.get_plugin("capturemanager")
     guard = capture.global_and_fixture_disabled if capture else contextlib.nullcontext

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from probelab import progress
 from probelab.clusters.local import toolchain
 from probelab.clusters.local.toolchain import Toolchains
 from probelab.errors import ProbelabError
@@ -175,8 +176,17 @@ def publish(root: Path, release: str, recorded: str | None = None) -> None:
     lookup.write_text(line + "\ngo.sum database tree\n1\nx\n")
 
 
+@pytest.fixture
+def progress_lines() -> Iterator[io.StringIO]:
+    """What probelab says, kept here instead of shown on this session's terminal."""
+    lines = io.StringIO()
+    previous = progress.use(progress.Display(lines, starts=True, terminal=False))
+    yield lines
+    progress.use(previous)
+
+
 def test_download_takes_the_newest_checks_its_hash_and_keeps_exec_bits(
-    proxy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    proxy: Path, tmp_path: Path, progress_lines: io.StringIO
 ) -> None:
     publish(proxy, "1.25.3")
     publish(proxy, "1.26.2")
@@ -185,7 +195,7 @@ def test_download_takes_the_newest_checks_its_hash_and_keeps_exec_bits(
     assert go == str(tmp_path / "cache" / "go1.26.2" / "bin" / "go")
     assert os.stat(go).st_mode & stat.S_IXUSR
     assert toolchain.local_version(go) == "go1.26.2"
-    said = " ".join(capsys.readouterr().err.split())
+    said = " ".join(progress_lines.getvalue().split())
     assert "there is no `go` on PATH; fetching go1.26.2 as the module " in said
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["go1.26.2"]  # no leftovers
 
