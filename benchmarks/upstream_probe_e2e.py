@@ -10,7 +10,8 @@ pod watch saw, and what `probelab predict` (its CLI, on the pod the spec created
 agnhost's or busybox's behaviour described by predict's options) says for the spec's
 observation window. Raw data goes to benchmarks/data/upstream_probe_e2e/<version>/: upstream's
 JUnit, ginkgo's report, every spec pod's manifest and results.json. Prints Markdown for
-docs/conformance.md. Exits 1 unless every spec passed.
+docs/conformance.md. Exits 1 unless every spec passed. `--from-data DIR` runs predict
+again on the pods a run recorded (no cluster), for a newer model against the same run.
 """
 
 import argparse
@@ -21,6 +22,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,7 +30,7 @@ from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.conformance import summary
 from probelab.conformance.local import run_on_local
-from probelab.conformance.results import SpecResult, summary_line
+from probelab.conformance.results import summary_line
 from probelab.conformance.suite import SuiteOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,17 +145,27 @@ class Row:
     asserts: str
     observed: int | None
     predicted: int | None
+    agrees: bool | None  # the predicted count meets upstream's assertion
     predict_note: str
     namespace: str
 
 
-def leaf(spec: SpecResult) -> str:
-    """The spec's own text, without its Describe block and labels."""
+def leaf(name: str) -> str:
+    """A spec's own text, without its Describe block and labels."""
     for block in ("Probing restartable init container", "Probing container"):
-        if block in spec.name:
-            text = spec.name.split(block, 1)[1]
+        if block in name:
+            text = name.split(block, 1)[1]
             return re.sub(r"(\s*\[[^\]]+\])+$", "", text).strip()
-    return spec.name
+    return name
+
+
+def meets(leaf_text: str, restarts: int | None) -> bool | None:
+    """Whether `restarts` satisfies what the spec asserts (None: nothing to compare)."""
+    asserted = ASSERTS.get(leaf_text)
+    if asserted is None or restarts is None:
+        return None
+    op, count = asserted
+    return restarts >= count if op == ">=" else restarts == count
 
 
 def asserted_text(leaf_text: str) -> str:
@@ -191,7 +203,7 @@ def predicted_restarts(manifest: Path, leaf_text: str) -> tuple[int | None, str]
 def rows(outcome: SuiteOutcome, out: Path) -> list[Row]:
     table = []
     for spec in outcome.specs:
-        text = leaf(spec)
+        text = leaf(spec.name)
         namespaces = spec.namespaces(outcome.made_namespaces)
         pods = [p for key, p in outcome.pods.items() if key.split("/")[0] in namespaces]
         observed = max((p.total_restarts for p in pods), default=None)
@@ -210,6 +222,7 @@ def rows(outcome: SuiteOutcome, out: Path) -> list[Row]:
                 asserted_text(text),
                 observed,
                 predicted,
+                meets(text, predicted),
                 note,
                 ",".join(namespaces),
             )
@@ -217,37 +230,62 @@ def rows(outcome: SuiteOutcome, out: Path) -> list[Row]:
     return table
 
 
-def markdown(outcome: SuiteOutcome, table: list[Row], version: str, procs: int) -> str:
+def markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"Kubernetes {version}, ginkgo --procs={procs}: {summary_line(outcome.specs)}, "
-        f"wall time {outcome.seconds:.0f} s",
+        f"Kubernetes {results['version']}, ginkgo --procs={results['procs']}: "
+        f"{results['summary']}, wall time {results['seconds']:.0f} s",
         "",
-        "| spec | result | s | upstream asserts | observed | predicted | predict options |",
-        "|---|---|---|---|---|---|---|",
+        "| spec | result | s | upstream asserts | observed | predicted | meets | predict options |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in table:
-        block = "init: " if "restartable init" in row.spec else ""
-        name = block + leaf_of_name(row.spec)
+    for row in results["specs"]:
+        block = "init: " if "restartable init" in row["spec"] else ""
+        name = block + leaf(row["spec"]).replace("|", "\\|")
         lines.append(
-            f"| {name} | {row.state} | {row.seconds:.0f} | {row.asserts} | "
-            f"{_dash(row.observed)} | {_dash(row.predicted)} | {row.predict_note} |"
+            f"| {name} | {row['state']} | {row['seconds']:.0f} | {row['asserts']} | "
+            f"{_dash(row['observed'])} | {_dash(row['predicted'])} | {_yes(row['agrees'])} | "
+            f"{row['predict_note']} |"
         )
     return "\n".join(lines)
 
 
-def leaf_of_name(name: str) -> str:
-    return leaf(SpecResult(name, "", 0.0, "", "")).replace("|", "\\|")
+def repredict(out: Path) -> dict[str, Any]:
+    """Run predict again on the recorded pods (a newer model, same observations)."""
+    results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    for row in results["specs"]:
+        text = leaf(row["spec"])
+        manifests = [out / "pods" / f"{ns}.yaml" for ns in row["namespace"].split(",") if ns]
+        manifest = next((m for m in manifests if m.is_file()), None)
+        if manifest is not None:
+            row["predicted"], row["predict_note"] = predicted_restarts(manifest, text)
+        row["agrees"] = meets(text, row["predicted"])
+    return results
 
 
 def _dash(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "**no**")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--from-data",
+        type=Path,
+        metavar="DIR",
+        help="no cluster: predict again on the pods a run recorded in DIR, and print the table",
+    )
     args = parser.parse_args()
+    if args.from_data:
+        results = repredict(args.from_data)
+        (args.from_data / "results.json").write_text(json.dumps(results, indent=2))
+        print(markdown(results))
+        return 0 if all(row["state"] == "passed" for row in results["specs"]) else 1
     local = LocalCluster()
     api = kube.api_client(local.layout.kubeconfig, local.config.context)
     try:
@@ -257,23 +295,18 @@ def main() -> int:
     out = DATA / version
     shutil.rmtree(out, ignore_errors=True)
     outcome = run_on_local(out / "reports", procs=args.procs, timeout=args.timeout)
-    table = rows(outcome, out)
-    (out / "results.json").write_text(
-        json.dumps(
-            {
-                "version": version,
-                "procs": args.procs,
-                "seconds": round(outcome.seconds, 1),
-                "summary": summary_line(outcome.specs),
-                "made_namespaces": outcome.made_namespaces,
-                "left_behind": outcome.left_behind,
-                "pull_failures": outcome.pull_failures,
-                "specs": [asdict(row) for row in table],
-            },
-            indent=2,
-        )
-    )
-    print(markdown(outcome, table, version, args.procs))
+    results = {
+        "version": version,
+        "procs": args.procs,
+        "seconds": round(outcome.seconds, 1),
+        "summary": summary_line(outcome.specs),
+        "made_namespaces": outcome.made_namespaces,
+        "left_behind": outcome.left_behind,
+        "pull_failures": outcome.pull_failures,
+        "specs": [asdict(row) for row in rows(outcome, out)],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(markdown(results))
     print()
     print(summary.render(outcome))
     return 0 if summary.succeeded(outcome) else 1
