@@ -71,8 +71,12 @@ def read_documents(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProbelabError(f"{path}: manifest file not found") from None
+    except IsADirectoryError:
+        raise ProbelabError(f"{path}: is a directory; give a YAML file") from None
     except OSError as exc:
         raise ProbelabError(f"{path}: cannot read manifest: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ProbelabError(f"{path}: not a UTF-8 text file; give a YAML manifest") from None
     try:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from probelab.commands import Subparsers
 from probelab.lint import errors, lint
+from probelab.validation import check_manifest, check_seconds
 
 
 def register(commands: Subparsers) -> None:
@@ -28,6 +29,10 @@ def register(commands: Subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    for path in args.manifests:
+        check_manifest(path)  # what the API server would refuse is bad input: exit 2
+    if args.startup_time is not None:
+        check_seconds("--startup-time", args.startup_time)
     findings = [f for path in args.manifests for f in lint(path, startup_time=args.startup_time)]
     if args.format == "json":
         print(json.dumps([f.as_json() for f in findings], indent=2))

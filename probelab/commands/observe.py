@@ -10,7 +10,8 @@ from probelab.commands.predict import add_output_options
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
 from probelab.observe import observe
-from probelab.predict import read_pods
+from probelab.predict import checked_duration, read_pods
+from probelab.validation import check_manifest
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -38,7 +39,9 @@ def register(commands: Subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    read_pods(args.manifest)  # bad input fails here, before any build
+    check_manifest(args.manifest)  # bad input fails here, before any build
+    read_pods(args.manifest)
+    checked_duration(args.duration)
     local = LocalCluster()
     if not local.is_up():
         raise ProbelabError("the local cluster is not up; start it with `probelab cluster up`")

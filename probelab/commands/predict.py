@@ -10,6 +10,7 @@ from probelab.errors import ProbelabError
 from probelab.model.app import app_for
 from probelab.model.rules import Kubelet
 from probelab.predict import model_errors, predict
+from probelab.validation import check_manifest
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -136,12 +137,14 @@ def _seconds(name: str, value: float | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    kubelet = kubelet_from(args)  # the release first: its schema checks the manifest
+    check_manifest(args.manifest, version=args.kubelet_version)
     for name in ("boot", "fail_after", "health_delay", "exits_after", "max_restart_period"):
         _seconds("--" + name.replace("_", "-"), getattr(args, name))
     result = predict(
         args.manifest,
         duration=args.duration,
-        kubelet=kubelet_from(args),
+        kubelet=kubelet,
         apps=app_for(**overrides_from(args)),
         samples=args.samples,
         seed=args.seed,
