@@ -100,7 +100,7 @@ def test_what_the_model_cannot_know_is_an_assumption_and_strict_fails(
 ) -> None:
     manifest = tmp_path / "p.yaml"
     manifest.write_text(
-        "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: a\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: a\n"
         "      image: example.org/other:1\n      livenessProbe:\n"
         "        exec: {command: [cat, /tmp/healthy]}\n"
     )
