@@ -38,11 +38,11 @@ from probelab.clusters.local.cluster import LocalCluster
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
 from probelab.model.app import app_for
-from probelab.model.odds import sample_pod, spread_of
+from probelab.model.odds import sample_pod
 from probelab.model.pods import PodUnderTest
 from probelab.model.probes import container_probes
 from probelab.model.rules import Kubelet
-from probelab.model.schema import ContainerTimeline, Spread
+from probelab.model.schema import ContainerTimeline
 from probelab.model.simulate import predict_pod
 from probelab.observe import observe, pod_object
 from probelab.predict import read_pods
@@ -153,14 +153,14 @@ def moments(t: ContainerTimeline, probed: bool) -> dict[str, float | None]:
     return found
 
 
-def spans(spread: Spread, probed: bool) -> dict[str, tuple[float, float] | None]:
-    found: dict[str, tuple[float, float] | None] = {
-        f"restart {n + 1}": span for n, span in enumerate(spread.restarts_at)
-    }
-    found["CrashLoopBackOff"] = spread.crash_loop_back_off_at
-    if probed:
-        found["Ready"] = spread.ready_at
-    return found
+def spans(paths: list[ContainerTimeline], probed: bool) -> dict[str, tuple[float, float]]:
+    """Each moment's earliest and latest time over the sampled paths."""
+    seen: dict[str, list[float]] = {}
+    for path in paths:
+        for what, at in moments(path, probed).items():
+            if at is not None:
+                seen.setdefault(what, []).append(at)
+    return {what: (min(times), max(times)) for what, times in seen.items()}
 
 
 def compare(
@@ -180,7 +180,7 @@ def compare(
     paths = sample_pod(
         pod, duration=case.duration, apps=app_for(), samples=SAMPLES, seed=run, kubelet=kubelet
     )
-    spread = spans(spread_of([p.containers[index] for p in paths]), probed)
+    spread = spans([p.containers[index] for p in paths], probed)
     predicted, seen = moments(nominal, probed), moments(observed, probed)
     points = []
     for what in dict.fromkeys([*predicted, *seen]):
