@@ -170,9 +170,11 @@ class PodHandle:
         return seen
 
     def stays_alive(self) -> None:
-        """No restart and no failed liveness probe through the window in which a failing
-        liveness probe with these settings would surely have killed the container (after
-        its dependency went down: a liveness probe checking that dependency)."""
+        """No restart, and no failed liveness probe once the pod was Ready, through the
+        window in which a failing liveness probe with these settings would surely have
+        killed the container (after its dependency went down: a liveness probe checking
+        that dependency). A probe failing while a slow node still boots the app, below
+        failureThreshold, is kubelet being right, not the pod being wrong."""
         variant = (
             with_failing(self.model, "liveness")
             if self.dependency_down is None
@@ -180,12 +182,19 @@ class PodHandle:
         )
         self._never(
             variant,
-            lambda t: (
-                t.max_restarts(self.name) > 0
-                or t.events(pod=self.name, reason="Unhealthy", contains="Liveness probe failed")
-            ),
+            lambda t: t.max_restarts(self.name) > 0 or self._liveness_failed_once_ready(t),
             _("a restart or failed liveness probe of {pod}").format(pod=self.name),
         )
+
+    def _liveness_failed_once_ready(self, timeline: Timeline) -> list[EventObservation]:
+        ready = timeline.first(self.name, lambda o: o.ready)
+        if ready is None:
+            return []
+        failed = timeline.events(
+            pod=self.name, reason="Unhealthy", contains="Liveness probe failed"
+        )
+        # Events carry whole seconds: only those from a later second surely came after.
+        return [e for e in failed if e.at.replace(microsecond=0) > ready.at.replace(microsecond=0)]
 
     def survives_startup(self) -> None:
         """No restart through the window in which a failing startup probe would kill."""
