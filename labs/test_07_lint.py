@@ -19,7 +19,7 @@ DEAD_PORT = 8000  # nothing listens there
 
 @pytest.mark.scenario("bad-liveness", BAD_MANIFEST)
 def test_the_lint_finding_is_what_kubelet_and_diagnose_report(lab: Lab) -> None:
-    (finding,) = lint(lab.manifests_dir / BAD_MANIFEST)
+    (finding,) = lint(lab.manifest_path(BAD_MANIFEST))
     assert (finding.severity, finding.field) == ("error", "livenessProbe.httpGet.port")
     bad = lab.pod("fastapi-bad")
     bad.is_restarted_by("liveness")
@@ -31,5 +31,5 @@ def test_the_lint_finding_is_what_kubelet_and_diagnose_report(lab: Lab) -> None:
 
 @pytest.mark.scenario("good-liveness", GOOD_MANIFEST)
 def test_a_clean_manifest_outlives_the_time_a_wrong_probe_would_have_taken(lab: Lab) -> None:
-    assert lint(lab.manifests_dir / GOOD_MANIFEST) == []
+    assert lint(lab.manifest_path(GOOD_MANIFEST)) == []
     lab.pod("fastapi-good").stays_alive()

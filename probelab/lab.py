@@ -17,7 +17,7 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.errors import WaitTimeout
-from probelab.manifests import load_manifest
+from probelab.manifests import find_manifest, load_manifest
 from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
 from probelab.registries.base import Registry
@@ -62,6 +62,7 @@ class Lab:
         image: str,
         registry: Registry,
         manifests_dir: Path,
+        student_manifests: Path | None = None,
         kubelet: Kubelet | None = None,
     ) -> None:
         self.api = api
@@ -71,6 +72,7 @@ class Lab:
         self.image = image
         self.registry = registry
         self.manifests_dir = manifests_dir
+        self.student_manifests = student_manifests  # `--manifests DIR`: the student's copies
         self.timeline = Timeline()
         self.kubelet = kubelet or Kubelet()
         self.waits: list[WaitRecord] = []
@@ -105,7 +107,16 @@ class Lab:
 
     def manifest(self, name: str) -> list[dict[str, Any]]:
         """The manifest as it is applied: this namespace, the pushed image."""
-        return load_manifest(self.manifests_dir / name, image=self.image, namespace=self.namespace)
+        return load_manifest(self.manifest_path(name), image=self.image, namespace=self.namespace)
+
+    def manifest_path(self, name: str) -> Path:
+        """The file `name` stands for in this run: the student's copy, else the shipped one."""
+        return find_manifest(name, self.manifests_dir, self.student_manifests)
+
+    def students_manifests(self) -> list[str]:
+        """The scenario's manifests that are the student's own copies."""
+        student = self.student_manifests
+        return [m for m in self.scenario.manifests if self.manifest_path(m).parent == student]
 
     def apply(self, manifest: str) -> list[dict[str, Any]]:
         objects = self.manifest(manifest)

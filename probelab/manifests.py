@@ -1,4 +1,4 @@
-"""Load a lab manifest and point it at this run's namespace and image.
+"""Find and load a lab manifest, and point it at this run's namespace and image.
 
 The lab's YAML files stay exactly as a student would apply them (namespace ``demo``, the
 seed's placeholder image). The harness instead runs each test in its own namespace with an
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from probelab.errors import ProbelabError
-from probelab.model.lab_app import PLACEHOLDER_REPOSITORY
+from probelab.model.lab_app import IMAGE_NAME, PLACEHOLDER_REPOSITORY
 
 # Where each pod-bearing kind keeps its pod spec, as a path of mapping keys.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -37,6 +37,21 @@ def image_repository(image: str) -> str:
     return name[:colon] if colon > slash else name
 
 
+def find_manifest(name: str, shipped: Path, student: Path | None = None) -> Path:
+    """The file a lab means by `name`: the student's own copy (`--manifests DIR`) when
+    there is one, else the one shipped with the lab. The one place labs look files up."""
+    if student is not None and (student / name).is_file():
+        return student / name
+    return shipped / name
+
+
+def is_lab_image(image: str) -> bool:
+    """The lab's app: the tutorial's placeholder, or a student's own push of it (e.g. to
+    `<account>.dkr.ecr.<region>.amazonaws.com/fastapi-health:latest`, as the tutorial does)."""
+    repository = image_repository(image)
+    return repository == PLACEHOLDER_REPOSITORY or repository.rsplit("/", 1)[-1] == IMAGE_NAME
+
+
 def load_manifest(path: Path, *, image: str, namespace: str) -> list[dict[str, Any]]:
     """Return the file's objects ready to create in ``namespace`` with ``image``."""
     documents = read_documents(path)
@@ -53,7 +68,7 @@ def load_manifest(path: Path, *, image: str, namespace: str) -> list[dict[str, A
         if spec is not None:
             for container in containers_of(path, label, spec):
                 pod_images.append(f"{label} uses {container.get('image')!r}")
-                if image_repository(str(container.get("image", ""))) == PLACEHOLDER_REPOSITORY:
+                if is_lab_image(str(container.get("image", ""))):
                     container["image"] = image
                     replaced += 1
         objects.append(obj)

@@ -24,8 +24,7 @@ from probelab import kube
 from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
 from probelab.errors import ProbelabError, WaitTimeout
 from probelab.lab import Lab, Scenario, namespace_name
-from probelab.manifests import image_repository
-from probelab.model.lab_app import PLACEHOLDER_REPOSITORY
+from probelab.manifests import is_lab_image
 from probelab.model.pods import PodUnderTest
 from probelab.model.schema import ContainerTimeline, Event, PodTimeline, Timelines
 from probelab.predict import read_pods
@@ -46,7 +45,7 @@ def pod_object(pod: PodUnderTest, namespace: str, image: str | None) -> dict[str
     containers = []
     for container in spec["containers"]:
         container = dict(container)
-        if image_repository(str(container.get("image", ""))) == PLACEHOLDER_REPOSITORY:
+        if is_lab_image(str(container.get("image", ""))):
             if image is None:
                 raise ProbelabError(f"{pod.source} uses the lab image but no image was pushed")
             container["image"] = image

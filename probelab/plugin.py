@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from kubernetes import client
 
-from probelab import clusters, kube, report_masking
+from probelab import clusters, kube, report_masking, student_manifests
 from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import releases
@@ -28,9 +28,10 @@ from probelab.errors import ProbelabError
 from probelab.i18n import LANGUAGES, _, set_language
 from probelab.images import build_and_push, docker_client
 from probelab.lab import Lab, Scenario, namespace_name
+from probelab.manifests import find_manifest
 from probelab.model.rules import Kubelet
 from probelab.predict import model_errors
-from probelab.progress import step
+from probelab.progress import say, step
 from probelab.registries import ecr
 from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
@@ -125,6 +126,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=Path,
         help="where the lab's manifests are",
     )
+    group.addoption(
+        "--manifests",
+        dest="student_manifests",
+        default=None,
+        type=Path,
+        metavar="DIR",
+        help="run the lab on your own copies of its manifests in DIR (files missing there "
+        "come from --manifests-dir); a failure then also shows lint and a diff of yours",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,6 +143,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     report_masking.install(config)  # every registry's secrets stay out of pytest's output
     set_language(config.getoption("lang"))
+    student = config.getoption("student_manifests")
+    if student is not None and not student.is_dir():
+        raise pytest.UsageError(_("--manifests {dir}: no such directory").format(dir=student))
     if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
         raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
     try:  # a bad version is a usage error, before any cluster work
@@ -148,6 +161,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Remember the scenarios the selected tests need, so they can all start at once."""
     scenarios: dict[str, Scenario] = {}
     manifests_dir: Path = config.getoption("manifests_dir")
+    student: Path | None = config.getoption("student_manifests")
     for item in items:
         marker = item.get_closest_marker("scenario")
         if marker is not None:
@@ -156,12 +170,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(
                     f"scenario {scenario.name!r} is declared twice, differently"
                 )
-            missing = [m for m in scenario.manifests if not (manifests_dir / m).is_file()]
+            missing = [
+                m
+                for m in scenario.manifests
+                if not find_manifest(m, manifests_dir, student).is_file()
+            ]
             if missing:
                 raise pytest.UsageError(
                     f"{item.nodeid}: no manifest {', '.join(missing)} in {manifests_dir}"
                 )
     config.stash[SCENARIOS] = scenarios
+    if student is not None and scenarios:
+        _say_whose_manifests(scenarios, student)
+
+
+def _say_whose_manifests(scenarios: dict[str, Scenario], student: Path) -> None:
+    """Name the student's files the lab will run; none at all is surely the wrong folder."""
+    wanted = sorted({m for scenario in scenarios.values() for m in scenario.manifests})
+    theirs = [m for m in wanted if (student / m).is_file()]
+    if not theirs:
+        raise pytest.UsageError(
+            _("--manifests {dir} holds none of the lab's manifests ({names})").format(
+                dir=student, names=", ".join(wanted)
+            )
+        )
+    say(
+        _("your manifests from {dir}: {names}; the others are the shipped ones").format(
+            dir=student, names=", ".join(theirs)
+        )
+    )
 
 
 def _scenario(marker: pytest.Mark) -> Scenario:
@@ -281,6 +318,7 @@ class LabRun:
                 image=self.image,
                 registry=self.registry,
                 manifests_dir=self.config.getoption("manifests_dir"),
+                student_manifests=self.config.getoption("student_manifests"),
                 kubelet=kubelet,
             )
         if self.labs:
@@ -347,6 +385,10 @@ def pytest_runtest_makereport(
     lab = funcargs.get("lab")
     if report.failed and call.when == "call" and isinstance(lab, Lab):
         report.sections.append((f"probelab {lab.scenario.name}", SECRETS.mask(lab.evidence())))
+        theirs = lab.students_manifests()
+        if theirs and lab.student_manifests is not None:
+            hint = student_manifests.hint(theirs, lab.student_manifests, lab.manifests_dir)
+            report.sections.append((_("probelab: your manifests"), SECRETS.mask(hint)))
     return report
 
 
