@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from probelab.i18n import N_, _
 from probelab.model.app import App, probe_outcome
 from probelab.model.lab_app import HEALTH_PATH, PORT, READY_PATH, is_lab_image
 from probelab.model.node import Latencies, Node
@@ -34,6 +35,7 @@ from probelab.model.probes import resolve_port as container_port
 from probelab.predict import read_pods
 
 STARTUP_MARGIN = 1.5  # a startup budget should cover the known startup this many times
+SEVERITIES = {"error": N_("error"), "warning": N_("warning")}  # as shown; JSON keeps the key
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ class Finding:
 
     def render(self) -> str:
         fix = yaml.safe_dump(dict(self.fix), default_flow_style=True, width=1000).strip()
-        return f"{self.where}: {self.severity}: {self.field}: {self.message}; fix: {fix}"
+        severity = _(SEVERITIES[self.severity])
+        return _("{where}: {severity}: {field}: {message}; fix: {fix}").format(
+            where=self.where, severity=severity, field=self.field, message=self.message, fix=fix
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +82,7 @@ def check_container(
 ) -> list[Finding]:
     """The findings for one container's probes."""
     name = str(container.get("name", ""))
-    checker = _Checker(f"{where} container {name}", container)
+    checker = _Checker(_("{where} container {name}").format(where=where, name=name), container)
     checker.structure()
     if is_lab_image(str(container.get("image", ""))):
         checker.lab_app()
@@ -110,7 +115,7 @@ class _Checker:
         for kind, probe in self.probes.items():
             handler = next((h for h in HANDLERS if isinstance(probe.get(h), Mapping)), None)
             if handler is None:
-                self.add("error", kind, "handler", "no httpGet, tcpSocket, grpc or exec", {})
+                self.add("error", kind, "handler", _("no httpGet, tcpSocket, grpc or exec"), {})
                 continue
             port = probe[handler].get("port")
             if handler == "grpc" and not isinstance(port, int):
@@ -119,7 +124,7 @@ class _Checker:
                     "error",
                     kind,
                     "grpc.port",
-                    f"gRPC probes take a port number, not the name {port!r}",
+                    _("gRPC probes take a port number, not the name {port!r}").format(port=port),
                     {"grpc": {"port": number if number is not None else only or 0}},
                 )
             elif handler in ("httpGet", "tcpSocket"):
@@ -138,12 +143,15 @@ class _Checker:
                 "error",
                 kind,
                 field,
-                f"no containerPort is named {port!r} (named: {', '.join(names) or 'none'})",
+                _("no containerPort is named {port!r} (named: {names})").format(
+                    port=port, names=", ".join(names) or _("none")
+                ),
                 fix,
             )
         elif declared and number not in declared:
             exposed = ", ".join(map(str, declared))
-            self.add("error", kind, field, f"{number} is not a containerPort ({exposed})", fix)
+            message = _("{number} is not a containerPort ({exposed})")
+            self.add("error", kind, field, message.format(number=number, exposed=exposed), fix)
 
     def _same_liveness_and_readiness(self) -> None:
         liveness, readiness = self.probes.get("liveness"), self.probes.get("readiness")
@@ -155,8 +163,10 @@ class _Checker:
                     "warning",
                     self.where,
                     "livenessProbe",
-                    "liveness is the same check as readiness: if that check includes a "
-                    "dependency, its outage restarts this container",
+                    _(
+                        "liveness is the same check as readiness: if that check includes a "
+                        "dependency, its outage restarts this container"
+                    ),
                     {"livenessProbe": {"httpGet": {"path": HEALTH_PATH}}},
                 )
             )
@@ -180,8 +190,10 @@ class _Checker:
                 "error",
                 "liveness",
                 "httpGet.path",
-                f"{path} checks the dependency {dependency}: its outage would restart this "
-                "container, which cannot bring it back",
+                _(
+                    "{path} checks the dependency {dependency}: its outage would restart this "
+                    "container, which cannot bring it back"
+                ).format(path=path, dependency=dependency),
                 {"httpGet": {"path": HEALTH_PATH}},
             )
 
@@ -192,7 +204,7 @@ class _Checker:
                 "error",
                 kind,
                 f"{handler}.port",
-                f"{why}: the lab app listens on {PORT} only",
+                _("{why}: the lab app listens on {port} only").format(why=why, port=PORT),
                 {handler: {"port": PORT}},
             )
         elif why.startswith("timeout"):
@@ -201,8 +213,9 @@ class _Checker:
                 "error",
                 kind,
                 "timeoutSeconds",
-                f"{why}, longer than timeoutSeconds {probe.get('timeoutSeconds', 1)}: every "
-                "probe times out",
+                _("{why}, longer than timeoutSeconds {timeout}: every probe times out").format(
+                    why=why, timeout=probe.get("timeoutSeconds", 1)
+                ),
                 {"timeoutSeconds": math.ceil(delay) + 1},
             )
         elif "executable file not found" in why:
@@ -210,7 +223,7 @@ class _Checker:
                 "error",
                 kind,
                 "exec.command",
-                f"{why} in the lab image",
+                _("{why} in the lab image").format(why=why),
                 {"exec": {"command": ["python3", "-c", _PYTHON_GET]}},
             )
         elif why.startswith("HTTP 503") and spec.get("path") == READY_PATH:
@@ -220,7 +233,9 @@ class _Checker:
                 "error",
                 kind,
                 f"{handler}.path",
-                f"{why}: its dependency {env.get('READY_DEPENDENCY_URL')} does not answer",
+                _("{why}: its dependency {dependency} does not answer").format(
+                    why=why, dependency=env.get("READY_DEPENDENCY_URL")
+                ),
                 {handler: {"path": HEALTH_PATH}},
             )
         elif why.startswith("HTTP 5"):
@@ -231,7 +246,7 @@ class _Checker:
                 "error",
                 kind,
                 f"{handler}.path",
-                f"{why}: the lab app serves {target} for this",
+                _("{why}: the lab app serves {target} for this").format(why=why, target=target),
                 {handler: {"path": target}},
             )
         else:
@@ -249,8 +264,10 @@ class _Checker:
                     "error",
                     "startup",
                     "failureThreshold",
-                    f"the startup budget ({budget}s: initialDelaySeconds + failureThreshold x "
-                    f"periodSeconds) is shorter than the app's {startup:g}s startup",
+                    _(
+                        "the startup budget ({budget}s: initialDelaySeconds + failureThreshold x "
+                        "periodSeconds) is shorter than the app's {startup}s startup"
+                    ).format(budget=budget, startup=f"{startup:g}"),
                     {"failureThreshold": math.ceil(needed / settings.period)},
                 )
             return
@@ -264,8 +281,10 @@ class _Checker:
                     "error",
                     self.where,
                     "startupProbe",
-                    f"liveness can kill the app {earliest:g}s after it starts, before its "
-                    f"{startup:g}s startup ends; a startupProbe holds liveness back",
+                    _(
+                        "liveness can kill the app {earliest}s after it starts, before its "
+                        "{startup}s startup ends; a startupProbe holds liveness back"
+                    ).format(earliest=f"{earliest:g}", startup=f"{startup:g}"),
                     patch,
                 )
             )
@@ -275,8 +294,10 @@ class _Checker:
                     "warning",
                     self.where,
                     "startupProbe",
-                    f"the app takes {startup:g}s to start and only initialDelaySeconds covers "
-                    "it; a startupProbe waits exactly as long as needed",
+                    _(
+                        "the app takes {startup}s to start and only initialDelaySeconds covers "
+                        "it; a startupProbe waits exactly as long as needed"
+                    ).format(startup=f"{startup:g}"),
                     patch,
                 )
             )

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from probelab.errors import ProbelabError
-from probelab.model.lab_app import IMAGE_NAME, PLACEHOLDER_REPOSITORY
+from probelab.model.lab_app import PLACEHOLDER_REPOSITORY, is_lab_image
 
 # Where each pod-bearing kind keeps its pod spec, as a path of mapping keys.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -43,13 +43,6 @@ def find_manifest(name: str, shipped: Path, student: Path | None = None) -> Path
     if student is not None and (student / name).is_file():
         return student / name
     return shipped / name
-
-
-def is_lab_image(image: str) -> bool:
-    """The lab's app: the tutorial's placeholder, or a student's own push of it (e.g. to
-    `<account>.dkr.ecr.<region>.amazonaws.com/fastapi-health:latest`, as the tutorial does)."""
-    repository = image_repository(image)
-    return repository == PLACEHOLDER_REPOSITORY or repository.rsplit("/", 1)[-1] == IMAGE_NAME
 
 
 def load_manifest(path: Path, *, image: str, namespace: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from probelab import kube
 from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
 from probelab.errors import ProbelabError, WaitTimeout
 from probelab.lab import Lab, Scenario, namespace_name
-from probelab.manifests import is_lab_image
+from probelab.model.lab_app import is_lab_image
 from probelab.model.pods import PodUnderTest
 from probelab.model.schema import ContainerTimeline, Event, PodTimeline, Timelines
 from probelab.predict import read_pods

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from probelab.commands import Subparsers
+from probelab.i18n import _
 from probelab.lint import errors, lint
 from probelab.validation import check_manifest, check_seconds
 
@@ -39,5 +40,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         for finding in findings:
             print(finding.render())
-        print(f"{len(findings)} finding(s), {errors(findings)} error(s)")
+        print(
+            _("{findings} finding(s), {errors} error(s)").format(
+                findings=len(findings), errors=errors(findings)
+            )
+        )
     return 1 if errors(findings) else 0

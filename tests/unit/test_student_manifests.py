@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from probelab import i18n
-from probelab.manifests import find_manifest, is_lab_image, load_manifest
+from probelab.manifests import find_manifest, load_manifest
+from probelab.model.lab_app import is_lab_image
 from probelab.student_manifests import hint
 
 ROOT = Path(__file__).resolve().parents[2]
