@@ -61,8 +61,11 @@ REGISTRY_PATCH = """\
 [plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "/etc/containerd/certs.d"
 """
-# kind never sets it, and kubelet 1.35+ refuses to start on a cgroup v1 host without it.
-KUBELET_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
+# kind never sets failCgroupV1, and kubelet 1.35+ refuses to start on a cgroup v1 host
+# without it. Image pulls in parallel, as on the local cluster: kubelet serializes them by
+# default, and the lab's scenarios all pull at once, so the last would wait for the others
+# longer than any of its deadlines allows.
+KUBELET_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\nserializeImagePulls: false\n"
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 

@@ -166,6 +166,7 @@ def test_absent_cluster_is_created_with_the_registry_and_cgroup_patches(
     assert yaml.safe_load(config["kubeadmConfigPatches"][0]) == {
         "kind": "KubeletConfiguration",
         "failCgroupV1": False,
+        "serializeImagePulls": False,
     }
     assert "networking" not in config, "an official node image keeps kindnetd"
 
