@@ -35,6 +35,8 @@ from probelab.errors import ProbelabError
 from probelab.progress import step
 
 KIND_VERSION = "v0.33.0"
+# The newest cri-tools the module proxy serves; crictl speaks CRI v1 to any containerd.
+CRICTL_VERSION = "v1.34.0"
 NODE_REPOSITORY = "probelab.invalid/kind-node"
 BUILT_LABEL = "dev.probelab.kind-node"
 NODE_PACKAGES = (
@@ -136,6 +138,8 @@ class NodeImageBuilder:
         }
         kind_module = self.builder.module("sigs.k8s.io/kind", self.kind_version).dir
         files = node_files(kind_module, node_binaries, versions.kubernetes, PAUSE_IMAGE)
+        crictl = self.builder.crictl(CRICTL_VERSION)
+        files.append(NodeFile("/usr/local/bin/crictl", crictl.read_bytes(), 0o755))
         links = node_links()
         rootfs = self.rootfs()
         components = ComponentVersions(versions.kubernetes, versions.etcd, versions.coredns)

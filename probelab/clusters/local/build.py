@@ -332,6 +332,12 @@ class Builder:
         """The kind CLI, `sigs.k8s.io/kind@version` from the module proxy."""
         return self._module_program("kind", "sigs.k8s.io/kind", version, "sigs.k8s.io/kind")
 
+    def crictl(self, version: str) -> Path:
+        """crictl, which `kind export logs` runs inside every node."""
+        return self._module_program(
+            "crictl", "sigs.k8s.io/cri-tools", version, "sigs.k8s.io/cri-tools/cmd/crictl"
+        )
+
     def etcd(self, version: str) -> Path:
         return self._module_program(
             "etcd", "go.etcd.io/etcd/server/v3", version, "go.etcd.io/etcd/server/v3"
