@@ -1,7 +1,8 @@
 """kind with a node image made here: image build cold and warm, cluster creation, lab time.
 
     sudo DOCKER_HOST=unix:///run/probelab-kind/docker.sock \\
-        .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--lab-repeat 2] [--no-labs]
+        .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--cold-repeat 2] \\
+        [--lab-repeat 2] [--no-labs]
 
 - image, cold: the node's Debian root (debootstrap), its base image and the node image made
   again; the Go builds are the local cluster's and stay cached (they are its cost);
@@ -50,7 +51,7 @@ def _spread(values: list[float]) -> str:
     return f"median {middle:.1f} s (min {low:.1f}, max {high:.1f}, n={len(values)})"
 
 
-def image_builds(repeat: int) -> dict[str, list[float]]:
+def image_builds(repeat: int, cold_repeat: int) -> dict[str, list[float]]:
     engine = docker_client(None)
     cache = LocalClusterConfig().cache
     builder = NodeImageBuilder(engine, cache)
@@ -58,7 +59,7 @@ def image_builds(repeat: int) -> dict[str, list[float]]:
     built = builder.build(versions)  # everything in place once, so the Go builds are cached
     base = builder.base_image_name(builder.rootfs())
     times: dict[str, list[float]] = {"cold": [], "parts_cached": [], "warm": []}
-    for _ in range(repeat):
+    for _ in range(cold_repeat):
         engine.images.remove(built.reference, force=True)
         engine.images.remove(base, force=True)
         builder.rootfs().unlink()
@@ -117,11 +118,12 @@ def labs(repeat: int) -> dict[str, list[float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cold-repeat", type=int, default=2, help="debootstrap each time")
     parser.add_argument("--lab-repeat", type=int, default=2)
     parser.add_argument("--no-labs", action="store_true")
     args = parser.parse_args()
     data: dict[str, object] = {"kubernetes": DEFAULT_KUBERNETES, "goals": GOALS}
-    images = image_builds(args.repeat)
+    images = image_builds(args.repeat, args.cold_repeat)
     create = creations(args.repeat)
     data.update(image_build_s=images, create_ready_s=create)
     missed = []
