@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import tenacity
 import urllib3.exceptions
+import yaml
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -58,6 +59,13 @@ def api_client(kubeconfig: Path | None, context: str | None) -> client.ApiClient
     except (config.ConfigException, FileNotFoundError) as error:
         where = kubeconfig or "the default kubeconfig"
         raise ProbelabError(f"cannot load context {context!r} from {where}: {error}") from error
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError) as error:
+        # a directory, a binary file, YAML that is no kubeconfig: the client has no word for it
+        where = kubeconfig or "the default kubeconfig"
+        raise ProbelabError(
+            f"{where} is not a readable kubeconfig ({type(error).__name__}); give the file "
+            "`kubectl config view` reads"
+        ) from None
     configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
     return client.ApiClient(configuration)
 

@@ -39,6 +39,7 @@ from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
 from probelab.scenario import WaitRecord
 from probelab.secrets import SECRETS
+from probelab.validation import check_namespace_prefix, check_output_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["probelab.pytest_progress"]  # progress lines shown while tests run
@@ -148,6 +149,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(_("--manifests {dir}: no such directory").format(dir=student))
     if config.getoption("cluster") == "existing" and not config.getoption("kube_context"):
         raise pytest.UsageError("--cluster=existing needs --kube-context=NAME")
+    try:  # options that would only fail late, after the build or the whole session
+        check_namespace_prefix(config.getoption("namespace_prefix"))
+        if config.getoption("report_dir") is not None:
+            check_output_dir("--report-dir", config.getoption("report_dir"))
+    except ProbelabError as error:
+        raise pytest.UsageError(str(error)) from None
     try:  # a bad version is a usage error, before any cluster work
         config.stash[KUBERNETES_VERSION] = releases.requested(
             config.getoption("kubernetes_version")

@@ -27,6 +27,7 @@ INT32_MAX = 2**31 - 1
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
+MAX_PREFIX = 40  # leaves room in a 63-character namespace for the scenario and a suffix
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -249,3 +250,27 @@ def check_seconds(
             ).format(option=option, low=low, least=least, most=most, value=value)
         )
     return value
+
+
+def check_namespace_prefix(prefix: str) -> str:
+    """Namespaces are DNS labels: `<prefix>-<scenario>-<suffix>` must stay one."""
+    if not (_DNS_LABEL.match(prefix) and len(prefix) <= MAX_PREFIX):
+        raise ProbelabError(
+            _(
+                "--namespace-prefix {prefix!r} cannot start a namespace name; use at most "
+                "{most} lower-case letters, digits and '-', starting and ending with a "
+                "letter or digit"
+            ).format(prefix=prefix, most=MAX_PREFIX)
+        )
+    return prefix
+
+
+def check_output_dir(option: str, path: Path) -> Path:
+    """A directory to write into: refused now, not after all the work is done."""
+    if path.exists() and not path.is_dir():
+        raise ProbelabError(
+            _("{option} {path} is a file; give a directory (it is created if missing)").format(
+                option=option, path=path
+            )
+        )
+    return path

@@ -189,3 +189,56 @@ def test_bad_option(
 def test_there_are_at_least_forty_cases() -> None:
     assert len(MANIFESTS) * 2 + len(OPTIONS) >= 40
     assert re.search("x", "x")
+
+
+KUBECONFIGS: dict[str, bytes | None] = {
+    "directory": None,
+    "garbage": b"::: [\n",
+    "binary": b"\xff\xfe\x00",
+    "a-string": b"just a string\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(KUBECONFIGS))
+def test_unreadable_kubeconfig_is_one_clear_error(case: str, tmp_path: Path) -> None:
+    from probelab import kube
+    from probelab.errors import ProbelabError
+
+    path = tmp_path / "kubeconfig"
+    content = KUBECONFIGS[case]
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ProbelabError, match="not a readable kubeconfig"):
+        kube.api_client(path, "ctx")
+
+
+USES_CLUSTER = """
+def test_needs_cluster(kube_api):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--namespace-prefix", "UPPER_case!"], "--namespace-prefix"),
+        (["--namespace-prefix", "x" * 41], "--namespace-prefix"),
+        (["--report-dir", "{file}"], "is a file"),
+    ],
+    ids=["prefix-not-a-label", "prefix-too-long", "report-dir-is-a-file"],
+)
+def test_pytest_options_refused_before_any_cluster_work(
+    pytester: pytest.Pytester, option: list[str], words: str
+) -> None:
+    """A usage error at configure time: no cluster, no build (the session never starts)."""
+    pytester.makepyfile(USES_CLUSTER)
+    a_file = pytester.path / "report.txt"
+    a_file.write_text("")
+    args = [a.format(file=a_file) for a in option]
+    result = pytester.runpytest_subprocess("--cluster=existing", "--kube-context=none", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err and "Traceback" not in err
+    assert "collected" not in result.stdout.str()
