@@ -15,6 +15,7 @@ from probelab.cleanup import Cleanup, CleanupError
 from probelab.clusters.local import cluster as local_cluster
 from probelab.clusters.local import preflight
 from probelab.clusters.local.cluster import COMPONENTS, LocalCluster
+from probelab.clusters.local.components import Component
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.plugin import LabRun
 from probelab.registries.local import LocalRegistryServer
@@ -181,3 +182,62 @@ def test_every_namespace_is_deleted_when_one_deletion_fails() -> None:
         run.close()
     assert closed == ["probelab-a", "probelab-b", "probelab-c"]
     assert caught.value.failures == ["deleting namespace probelab-b: namespace deletion refused"]
+
+
+# -- `up` on a cluster with one dead component ---------------------------------------------
+
+
+def test_a_running_ready_component_is_kept(local: LocalCluster) -> None:
+    first = local.supervisor.start("etcd", ["sleep", "60"])
+    try:
+        local._start(Component("etcd", ["sleep", "60"], lambda: True, "ready"))
+        record = local.supervisor.record("etcd")
+        assert record is not None and record.pid == first.pid
+        assert local._started == []
+    finally:
+        local.supervisor.stop("etcd")
+
+
+def test_a_dying_component_is_waited_for_then_started_again(local: LocalCluster) -> None:
+    """SIGTERM'd and shutting down: running, never ready, gone in a moment."""
+    dying = local.supervisor.start("kube-apiserver", ["sleep", "1"])
+
+    def ready() -> bool:
+        record = local.supervisor.record("kube-apiserver")
+        return record is not None and record.pid != dying.pid
+
+    try:
+        local._start(Component("kube-apiserver", ["sleep", "60"], ready, "/readyz", timeout=30))
+        record = local.supervisor.record("kube-apiserver")
+        assert record is not None and record.pid != dying.pid
+        assert local._started == ["kube-apiserver"]
+    finally:
+        local.supervisor.stop("kube-apiserver")
+
+
+def test_failed_up_on_a_running_cluster_stops_only_what_it_started(
+    local: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = local.supervisor.start("etcd", ["sleep", "60"])
+
+    def up_that_fails(*_: object) -> None:
+        local._start(Component("kube-scheduler", ["sleep", "60"], lambda: True, "ready"))
+        raise RuntimeError("kubelet did not become ready")
+
+    def no_down(*, quiet: bool = False) -> None:
+        raise AssertionError("down() would stop the healthy components and delete pods")
+
+    monkeypatch.setattr(local, "is_up", lambda: False)
+    monkeypatch.setattr(local, "build", lambda request=None: (None, None))
+    monkeypatch.setattr(preflight, "check", lambda config, supervisor: None)
+    monkeypatch.setattr(local, "_up", up_that_fails)
+    monkeypatch.setattr(local, "down", no_down)
+    try:
+        with pytest.raises(RuntimeError, match="kubelet"):
+            local.up()
+        record = local.supervisor.record("etcd")
+        assert record is not None and record.pid == healthy.pid
+        assert not local.supervisor.is_running("kube-scheduler")
+    finally:
+        local.supervisor.stop("etcd")
+        local.supervisor.stop("kube-scheduler")

@@ -81,6 +81,7 @@ class LocalCluster:
         self.layout = self.config.layout
         self.supervisor = Supervisor(self.layout.run, self.layout.logs)
         self.network = PodNetwork(self.config)
+        self._started: list[str] = []  # by the current `up`, in start order
 
     # -- what users and the plugin call -------------------------------------------------
 
@@ -157,12 +158,17 @@ class LocalCluster:
         else:
             versions, binaries = self.build(request)
         preflight.check(self.config, self.supervisor)
+        healthy = [name for name in COMPONENTS if self.supervisor.is_running(name)]
+        self._started = []
         try:
             self._up(versions, binaries)
         except BaseException:  # Ctrl-C too: leave nothing half-started behind
             say("bringing the local cluster up failed; stopping what was started")
             try:
-                self.down(quiet=True)
+                if healthy:  # a cluster with pods on it: never stop what was already running
+                    self._stop_started()
+                else:
+                    self.down(quiet=True)
             except Exception as cleanup_error:  # the first error is the one to report
                 say(_("warning: {error}").format(error=cleanup_error))
             raise
@@ -186,6 +192,13 @@ class LocalCluster:
             cleanup.run(_("removing the pod network"), self.network.down)
             cleanup.run(_("removing the registry trust"), self.registry_server(None).untrust)
             cleanup.run(_("unmounting"), lambda: _unmount_below(self.layout.root))
+        cleanup.check()
+
+    def _stop_started(self) -> None:
+        """Stop only the components this `up` started, newest first."""
+        cleanup = Cleanup(_("stopping what this up started"))
+        for name in reversed(self._started):
+            cleanup.run(_("stopping {name}").format(name=name), partial(self.supervisor.stop, name))
         cleanup.check()
 
     def _kube_proxy_cleanup(self) -> None:
@@ -256,11 +269,28 @@ class LocalCluster:
         shutil.rmtree(data)
 
     def _start(self, component: Component) -> None:
-        argv = [*component.argv, *self.config.extra_args.get(component.name, ())]
-        with step(f"starting {component.name}"):
-            self.supervisor.start(component.name, argv)
+        """Start `component`, or keep it when it already runs and becomes ready.
+
+        One that runs but exits while being checked (it was dying: SIGTERM'd, crashing) is
+        started again once it is gone, so `up` brings back just what is missing.
+        """
+        name = component.name
+        if self.supervisor.is_running(name):
+            try:
+                self.supervisor.wait_ready(
+                    name, component.ready, timeout=component.timeout, what=component.what
+                )
+                return
+            except ProbelabError:
+                if self.supervisor.is_running(name):
+                    raise
+                say(_("{name} exited while being checked; starting it again").format(name=name))
+        argv = [*component.argv, *self.config.extra_args.get(name, ())]
+        with step(f"starting {name}"):
+            self.supervisor.start(name, argv)
+            self._started.append(name)
             self.supervisor.wait_ready(
-                component.name, component.ready, timeout=component.timeout, what=component.what
+                name, component.ready, timeout=component.timeout, what=component.what
             )
 
     def _pki(self) -> PkiLayout:
