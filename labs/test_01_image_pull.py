@@ -9,9 +9,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from kubernetes import client
 
-from probelab.lab import POD_START_ALLOWANCE, PULL_SECRET, Lab
+from probelab.lab import POD_START_ALLOWANCE, PULL_SECRET
+from probelab.scenario import ScenarioLab
 
 POD = "fastapi-bad"
 MANIFEST = "fastapi-liveness-bad.yaml"
@@ -23,7 +23,7 @@ UNAUTHORIZED = re.compile(r"unauthorized|no basic auth credentials|authorization
 pytestmark = pytest.mark.scenario("image-pull", MANIFEST, pull_secret=False)
 
 
-def test_pull_fails_without_secret(lab: Lab) -> None:
+def test_pull_fails_without_secret(lab: ScenarioLab) -> None:
     status = lab.wait(
         lambda t: next((o.status for o in t.pods(POD) if o.status in PULL_FAILURES), None),
         timeout=POD_START_ALLOWANCE,
@@ -41,12 +41,10 @@ def test_pull_fails_without_secret(lab: Lab) -> None:
     assert lab.image in failure.message
 
 
-def test_runs_after_secret_and_service_account_patch(lab: Lab) -> None:
+def test_runs_after_secret_and_service_account_patch(lab: ScenarioLab) -> None:
     lab.add_pull_secret()
-    account = client.CoreV1Api(lab.api).read_namespaced_service_account("default", lab.namespace)
-    assert [ref.name for ref in account.image_pull_secrets or []] == [PULL_SECRET]
-    secret = client.CoreV1Api(lab.api).read_namespaced_secret(PULL_SECRET, lab.namespace)
-    assert secret.type == "kubernetes.io/dockerconfigjson"
+    assert lab.service_account_pull_secrets() == [PULL_SECRET]
+    assert lab.secret_type(PULL_SECRET) == "kubernetes.io/dockerconfigjson"
 
     lab.delete_pod(POD)
     recreated_at = datetime.now(UTC)

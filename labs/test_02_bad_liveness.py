@@ -7,18 +7,18 @@ container runs and the pod shows CrashLoopBackOff.
 
 import pytest
 
-from probelab.lab import Lab
+from probelab.scenario import ScenarioLab
 
 pytestmark = pytest.mark.scenario("bad-liveness", "fastapi-liveness-bad.yaml")
 
 
-def test_restarts_climb_into_crash_loop_back_off(lab: Lab) -> None:
+def test_restarts_climb_into_crash_loop_back_off(lab: ScenarioLab) -> None:
     bad = lab.pod("fastapi-bad")
     bad.restarts_at_least(3)
     bad.shows("CrashLoopBackOff")
 
 
-def test_events_name_the_liveness_probe(lab: Lab) -> None:
+def test_events_name_the_liveness_probe(lab: ScenarioLab) -> None:
     bad = lab.pod("fastapi-bad")
     bad.shows("CrashLoopBackOff")
     unhealthy = bad.events("Unhealthy")
@@ -33,7 +33,7 @@ def test_events_name_the_liveness_probe(lab: Lab) -> None:
     assert any("Back-off restarting failed container" in e.message for e in bad.events("BackOff"))
 
 
-def test_previous_logs_show_a_graceful_shutdown(lab: Lab) -> None:
+def test_previous_logs_show_a_graceful_shutdown(lab: ScenarioLab) -> None:
     bad = lab.pod("fastapi-bad")
     bad.restarts_at_least(1)
     previous = bad.previous_logs()

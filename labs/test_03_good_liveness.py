@@ -2,14 +2,14 @@
 
 import pytest
 
-from probelab.lab import Lab
+from probelab.scenario import ScenarioLab
 
 pytestmark = pytest.mark.scenario("good-liveness", "fastapi-liveness-good.yaml")
 
 
-def test_becomes_ready(lab: Lab) -> None:
+def test_becomes_ready(lab: ScenarioLab) -> None:
     assert lab.pod("fastapi-good").becomes_ready().ready_text == "1/1"
 
 
-def test_never_restarts_through_the_liveness_budget(lab: Lab) -> None:
+def test_never_restarts_through_the_liveness_budget(lab: ScenarioLab) -> None:
     lab.pod("fastapi-good").stays_alive()

@@ -8,15 +8,15 @@ liveness probe before it ever answers.
 
 import pytest
 
-from probelab.lab import Lab
 from probelab.model.lab_app import STARTUP_SLEEP
 from probelab.model.probes import env_of
+from probelab.scenario import ScenarioLab
 
 SLOW_MANIFEST, BARE_MANIFEST = "fastapi-slow-startup.yaml", "fastapi-slow-no-startup.yaml"
 
 
 @pytest.mark.scenario("slow-startup", SLOW_MANIFEST)
-def test_startup_probe_holds_readiness_until_the_app_answers(lab: Lab) -> None:
+def test_startup_probe_holds_readiness_until_the_app_answers(lab: ScenarioLab) -> None:
     slow = lab.pod("fastapi-slow")
     ready = slow.becomes_ready()
     sleep = float(env_of(slow.model.container())[STARTUP_SLEEP])
@@ -25,12 +25,12 @@ def test_startup_probe_holds_readiness_until_the_app_answers(lab: Lab) -> None:
 
 
 @pytest.mark.scenario("slow-startup", SLOW_MANIFEST)
-def test_startup_probe_prevents_restarts(lab: Lab) -> None:
+def test_startup_probe_prevents_restarts(lab: ScenarioLab) -> None:
     lab.pod("fastapi-slow").survives_startup()
 
 
 @pytest.mark.scenario("slow-no-startup", BARE_MANIFEST)
-def test_without_startup_probe_liveness_kills_the_booting_app(lab: Lab) -> None:
+def test_without_startup_probe_liveness_kills_the_booting_app(lab: ScenarioLab) -> None:
     bare = lab.pod("fastapi-slow-nostartup")
     assert "startupProbe" not in bare.model.container()
     bare.is_restarted_by("liveness")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from probelab.lab import Lab
+from probelab.scenario import ScenarioLab
 
 SERVICE = "fastapi-svc"
 REQUEST = (
@@ -20,13 +20,13 @@ REQUEST = (
 pytestmark = pytest.mark.scenario("service", "fastapi-liveness-good.yaml", "fastapi-svc.yaml")
 
 
-def test_ready_pod_is_an_endpoint(lab: Lab) -> None:
+def test_ready_pod_is_an_endpoint(lab: ScenarioLab) -> None:
     good = lab.pod("fastapi-good")
     good.becomes_ready()
     lab.service(SERVICE).serves(good)
 
 
-def test_healthz_answers_through_the_service(lab: Lab) -> None:
+def test_healthz_answers_through_the_service(lab: ScenarioLab) -> None:
     lab.pod("fastapi-good").becomes_ready()
     phase, output = lab.run_once("curl", ["python3", "-c", REQUEST])
     assert phase == "Succeeded", output

@@ -10,15 +10,15 @@ its liveness probe, had it failed, would have had it killed.
 import pytest
 
 from probelab.diagnose import diagnose, gather
-from probelab.lab import Lab
 from probelab.lint import lint
+from probelab.scenario import ScenarioLab
 
 BAD_MANIFEST, GOOD_MANIFEST = "fastapi-liveness-bad.yaml", "fastapi-liveness-good.yaml"
 DEAD_PORT = 8000  # nothing listens there
 
 
 @pytest.mark.scenario("bad-liveness", BAD_MANIFEST)
-def test_the_lint_finding_is_what_kubelet_and_diagnose_report(lab: Lab) -> None:
+def test_the_lint_finding_is_what_kubelet_and_diagnose_report(lab: ScenarioLab) -> None:
     (finding,) = lint(lab.manifest_path(BAD_MANIFEST))
     assert (finding.severity, finding.field) == ("error", "livenessProbe.httpGet.port")
     bad = lab.pod("fastapi-bad")
@@ -30,6 +30,8 @@ def test_the_lint_finding_is_what_kubelet_and_diagnose_report(lab: Lab) -> None:
 
 
 @pytest.mark.scenario("good-liveness", GOOD_MANIFEST)
-def test_a_clean_manifest_outlives_the_time_a_wrong_probe_would_have_taken(lab: Lab) -> None:
+def test_a_clean_manifest_outlives_the_time_a_wrong_probe_would_have_taken(
+    lab: ScenarioLab,
+) -> None:
     assert lint(lab.manifest_path(GOOD_MANIFEST)) == []
     lab.pod("fastapi-good").stays_alive()

@@ -7,7 +7,7 @@ perfectly healthy. The same probe settings on the dedicated `/healthz` never fai
 
 import pytest
 
-from probelab.lab import Lab
+from probelab.scenario import ScenarioLab
 
 BROKEN, FIXED = "cause-b-broken.yaml", "cause-b-fixed.yaml"
 WRONG_PATHS = {"fastapi-b-notfound": 404, "fastapi-b-forbidden": 403}
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.scenario("cause-b", BROKEN, FIXED)
 
 
 @pytest.mark.parametrize(("pod", "status"), WRONG_PATHS.items())
-def test_wrong_path_gets_the_container_restarted(lab: Lab, pod: str, status: int) -> None:
+def test_wrong_path_gets_the_container_restarted(lab: ScenarioLab, pod: str, status: int) -> None:
     wrong = lab.pod(pod)
     wrong.is_restarted_by("liveness")
     assert any(
@@ -25,7 +25,7 @@ def test_wrong_path_gets_the_container_restarted(lab: Lab, pod: str, status: int
     ), f"no Unhealthy event with status {status}"
 
 
-def test_dedicated_health_path_never_fails(lab: Lab) -> None:
+def test_dedicated_health_path_never_fails(lab: ScenarioLab) -> None:
     fixed = lab.pod("fastapi-b-fixed")
     broken = lab.pod(next(iter(WRONG_PATHS)))
     timing = [

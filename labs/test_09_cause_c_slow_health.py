@@ -10,10 +10,9 @@ import re
 
 import pytest
 
-from probelab.lab import Lab
 from probelab.model.lab_app import HEALTH_DELAY
 from probelab.model.probes import ProbeSettings, env_of
-from probelab.scenario import PodHandle
+from probelab.scenario import PodHandle, ScenarioLab
 
 BROKEN, FIXED = "cause-c-broken.yaml", "cause-c-fixed.yaml"
 # Go's HTTP client, as kubelet reports a probe that hit its timeout.
@@ -29,7 +28,7 @@ def _delay_against_timeout(pod: PodHandle) -> tuple[float, int]:
     ).timeout
 
 
-def test_probe_times_out_and_the_container_is_restarted(lab: Lab) -> None:
+def test_probe_times_out_and_the_container_is_restarted(lab: ScenarioLab) -> None:
     broken = lab.pod("fastapi-c-broken")
     delay, timeout = _delay_against_timeout(broken)
     assert delay > timeout, "the broken probe must time out"
@@ -38,7 +37,7 @@ def test_probe_times_out_and_the_container_is_restarted(lab: Lab) -> None:
     assert any(TIMED_OUT.search(e.message) for e in failed), [e.message for e in failed]
 
 
-def test_a_timeout_longer_than_the_answer_keeps_it_running(lab: Lab) -> None:
+def test_a_timeout_longer_than_the_answer_keeps_it_running(lab: ScenarioLab) -> None:
     fixed = lab.pod("fastapi-c-fixed")
     delay, timeout = _delay_against_timeout(fixed)
     assert delay < timeout, "the fixed probe must wait longer"

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from probelab.lab import Lab
+from probelab.scenario import ScenarioLab
 
 DEPENDENCY_MANIFEST, BROKEN_MANIFEST = "cause-d-dependency.yaml", "cause-d-broken.yaml"
 FIXED_MANIFEST = "cause-d-fixed.yaml"
@@ -21,7 +21,7 @@ DEPENDENCY_DOWN = "statuscode: 503"  # what /ready answers without its dependenc
 pytestmark = pytest.mark.scenario("cause-d", DEPENDENCY_MANIFEST, BROKEN_MANIFEST, FIXED_MANIFEST)
 
 
-def _dependency_down(lab: Lab) -> datetime:
+def _dependency_down(lab: ScenarioLab) -> datetime:
     """When kubelet ended the dependency; both dependent pods were Ready before it."""
     ended = lab.pod("fastapi-dep").ends()
     for name in ("fastapi-d-broken", "fastapi-d-fixed"):
@@ -30,7 +30,7 @@ def _dependency_down(lab: Lab) -> datetime:
     return ended.at
 
 
-def test_liveness_on_the_dependency_restarts_the_pod(lab: Lab) -> None:
+def test_liveness_on_the_dependency_restarts_the_pod(lab: ScenarioLab) -> None:
     down_at = _dependency_down(lab)
     broken = lab.pod("fastapi-d-broken").with_dependency_down(down_at)
     assert broken.model.container()["livenessProbe"]["httpGet"]["path"] == "/ready"
@@ -40,7 +40,7 @@ def test_liveness_on_the_dependency_restarts_the_pod(lab: Lab) -> None:
     assert any(DEPENDENCY_DOWN in e.message for e in failed), [e.message for e in failed]
 
 
-def test_readiness_on_the_dependency_only_takes_it_out_of_the_service(lab: Lab) -> None:
+def test_readiness_on_the_dependency_only_takes_it_out_of_the_service(lab: ScenarioLab) -> None:
     down_at = _dependency_down(lab)
     fixed = lab.pod("fastapi-d-fixed").with_dependency_down(down_at)
     fixed.turns_unready()

@@ -21,7 +21,6 @@ from probelab.manifests import find_manifest, load_manifest
 from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
 from probelab.registries.base import Registry
-from probelab.scenario import PodHandle, ServiceHandle, WaitRecord
 from probelab.timeline import Timeline
 
 T = TypeVar("T")
@@ -75,7 +74,6 @@ class Lab:
         self.student_manifests = student_manifests  # `--manifests DIR`: the student's copies
         self.timeline = Timeline()
         self.kubelet = kubelet or Kubelet()
-        self.waits: list[WaitRecord] = []
         self._run_id = run_id
         self._recorder: Recorder | None = None
 
@@ -193,13 +191,6 @@ class Lab:
         except WaitTimeout:
             return
         raise AssertionError(f"{what} happened: {seen}")
-
-    def pod(self, name: str) -> PodHandle:
-        """The tutorial's handle on one of this scenario's pods."""
-        return PodHandle(self, name)
-
-    def service(self, name: str) -> ServiceHandle:
-        return ServiceHandle(self, name)
 
     def pod_spec_anywhere(self, pod: str) -> Mapping[str, Any]:
         """The spec of ``pod`` from whichever of the scenario's manifests declares it."""

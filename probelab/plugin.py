@@ -37,7 +37,7 @@ from probelab.registries.base import Registry
 from probelab.registries.ecr_session import open_ecr
 from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
-from probelab.scenario import WaitRecord
+from probelab.scenario import ScenarioLab, WaitRecord
 from probelab.secrets import SECRETS
 from probelab.validation import check_namespace_prefix, check_output_dir
 
@@ -305,7 +305,7 @@ class LabRun:
         self.registry = registry
         self.lease = RunLease(api)
         self.run_id = self.lease.run_id
-        self.labs: dict[str, Lab] = {}
+        self.labs: dict[str, ScenarioLab] = {}
 
     def start_all(self) -> None:
         """Claim this run's namespaces, sweep those of killed runs, then set every scenario
@@ -317,7 +317,7 @@ class LabRun:
         with model_errors():
             kubelet = Kubelet.parse(kube.kubelet_version(self.api))
         for scenario in self.config.stash[SCENARIOS].values():
-            self.labs[scenario.name] = Lab(
+            self.labs[scenario.name] = ScenarioLab(
                 self.api,
                 scenario,
                 namespace=namespace_name(prefix, scenario.name),
@@ -356,7 +356,7 @@ class LabRun:
         cleanup.check()
 
 
-def _keep_record(records: list[ScenarioRecord], waits: list[WaitRecord], lab: Lab) -> None:
+def _keep_record(records: list[ScenarioRecord], waits: list[WaitRecord], lab: ScenarioLab) -> None:
     records.append(record(lab))
     waits.extend(lab.waits)
 
@@ -374,7 +374,7 @@ def lab_run(
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, lab_run: LabRun) -> Lab:
+def lab(request: pytest.FixtureRequest, lab_run: LabRun) -> ScenarioLab:
     """The scenario named by the test's `scenario` marker, already started."""
     marker = request.node.get_closest_marker("scenario")
     if marker is None:

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client
 
 from probelab import kube
 from probelab.errors import WaitTimeout
 from probelab.i18n import _
+from probelab.lab import Lab
 from probelab.model.app import app_for
 from probelab.model.pods import PodUnderTest
 from probelab.model.simulate import AppFor
@@ -40,9 +41,6 @@ from probelab.model.waits import (
 )
 from probelab.timeline import EventObservation, PodObservation, Timeline
 
-if TYPE_CHECKING:
-    from probelab.lab import Lab
-
 T = TypeVar("T")
 
 
@@ -58,10 +56,37 @@ class WaitRecord:
     observed: float | None  # seconds since the first start; None for "never happened"
 
 
+class ScenarioLab(Lab):
+    """A scenario as the labs see it: its pods and Services by name, and a record of every
+    wait (for benchmarks/lab_deadlines.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waits: list[WaitRecord] = []
+
+    def pod(self, name: str) -> PodHandle:
+        """The tutorial's handle on one of this scenario's pods."""
+        return PodHandle(self, name)
+
+    def service(self, name: str) -> ServiceHandle:
+        return ServiceHandle(self, name)
+
+    def service_account_pull_secrets(self, account: str = "default") -> list[str]:
+        """``kubectl get sa default -o jsonpath='{.imagePullSecrets}'``, as names."""
+        found = client.CoreV1Api(self.api).read_namespaced_service_account(account, self.namespace)
+        return [str(ref.name) for ref in found.image_pull_secrets or []]
+
+    def secret_type(self, name: str) -> str:
+        """The type of a Secret (the seed's is kubernetes.io/dockerconfigjson)."""
+        return str(client.CoreV1Api(self.api).read_namespaced_secret(name, self.namespace).type)
+
+
 class PodHandle:
     """One pod of a scenario, as the tutorial talks about it."""
 
-    def __init__(self, lab: Lab, name: str, *, dependency_down: float | None = None) -> None:
+    def __init__(
+        self, lab: ScenarioLab, name: str, *, dependency_down: float | None = None
+    ) -> None:
         self.lab = lab
         self.name = name
         self.spec = lab.pod_spec_anywhere(name)
@@ -233,7 +258,7 @@ class PodHandle:
 class ServiceHandle:
     """A Service of a scenario: which pods it sends traffic to."""
 
-    def __init__(self, lab: Lab, name: str) -> None:
+    def __init__(self, lab: ScenarioLab, name: str) -> None:
         self.lab = lab
         self.name = name
 

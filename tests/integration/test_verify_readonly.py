@@ -19,13 +19,10 @@ from kubernetes.client import rest
 
 from probelab import kube
 from probelab.cli import main
-from probelab.lab import (
-    PULL_SECRET,
-    Lab,
-    Scenario,
-)
+from probelab.lab import PULL_SECRET, Lab, Scenario
 from probelab.lab import namespace_name as make_namespace_name
 from probelab.registries.base import Registry
+from probelab.scenario import ScenarioLab
 from probelab.secrets import SECRETS
 from probelab.verify import (
     BAD,
@@ -54,7 +51,7 @@ def student_lab(
 ) -> Iterator[Lab]:
     """The seed's lab as a student leaves it: bad in CrashLoopBackOff, good and slow Ready."""
     config = request.config
-    lab = Lab(
+    lab = ScenarioLab(
         kube_api,
         Scenario("verify", tuple(MANIFESTS.values())),
         namespace=make_namespace_name(config.getoption("namespace_prefix"), "verify"),
@@ -71,7 +68,7 @@ def student_lab(
         lab.close()
 
 
-def _wait_until_handed_in(lab: Lab) -> None:
+def _wait_until_handed_in(lab: ScenarioLab) -> None:
     lab.pod(BAD).shows("CrashLoopBackOff")
     good = lab.pod(GOOD)
     good.becomes_ready()
@@ -79,7 +76,9 @@ def _wait_until_handed_in(lab: Lab) -> None:
     lab.service(SERVICE).serves(good)
 
 
-def _kubeconfig_for(lab: Lab, account: str, *, secret_reader: bool, directory: Path) -> Path:
+def _kubeconfig_for(
+    lab: ScenarioLab, account: str, *, secret_reader: bool, directory: Path
+) -> Path:
     """A ServiceAccount bound to `view` (plus events and, if asked, the pull secret), and a
     kubeconfig holding a short-lived token for it."""
     core, rbac = client.CoreV1Api(lab.api), client.RbacAuthorizationV1Api(lab.api)
@@ -186,7 +185,7 @@ def request_log() -> Iterator[RequestLog]:
 
 @pytest.fixture(scope="module")
 def instructor(
-    student_lab: Lab, request_log: RequestLog, tmp_path_factory: pytest.TempPathFactory
+    student_lab: ScenarioLab, request_log: RequestLog, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     path = _kubeconfig_for(
         student_lab, INSTRUCTOR, secret_reader=True, directory=tmp_path_factory.mktemp("verify")
@@ -195,7 +194,7 @@ def instructor(
     return path
 
 
-def _grade(lab: Lab, kubeconfig: Path, context: str = INSTRUCTOR) -> dict[str, Result]:
+def _grade(lab: ScenarioLab, kubeconfig: Path, context: str = INSTRUCTOR) -> dict[str, Result]:
     api = kube.api_client(kubeconfig, context)
     try:
         graded = verify(Student(context, lab.namespace), api)
@@ -205,7 +204,7 @@ def _grade(lab: Lab, kubeconfig: Path, context: str = INSTRUCTOR) -> dict[str, R
     return {result.id: result for result in graded.results}
 
 
-def _assert_only_fails(results: dict[str, Result], failing: set[str], lab: Lab) -> None:
+def _assert_only_fails(results: dict[str, Result], failing: set[str], lab: ScenarioLab) -> None:
     """Exactly `failing` fail, each with its own hint (for this namespace)."""
     assert {r.id for r in results.values() if not r.passed} == failing, {
         r.id: r.evidence for r in results.values() if not r.passed
@@ -216,7 +215,7 @@ def _assert_only_fails(results: dict[str, Result], failing: set[str], lab: Lab) 
 
 
 def test_full_marks_from_get_requests_only(
-    student_lab: Lab, instructor: Path, request_log: RequestLog, tmp_path: Path
+    student_lab: ScenarioLab, instructor: Path, request_log: RequestLog, tmp_path: Path
 ) -> None:
     report = tmp_path / "verify.json"
     arguments = f"--kube-context {INSTRUCTOR} --format json --pass-mark 100".split()
@@ -241,7 +240,7 @@ def test_full_marks_from_get_requests_only(
 
 
 def test_view_alone_cannot_grade_the_pull_secret(
-    student_lab: Lab, request_log: RequestLog, tmp_path: Path
+    student_lab: ScenarioLab, request_log: RequestLog, tmp_path: Path
 ) -> None:
     viewer = _kubeconfig_for(student_lab, VIEWER, secret_reader=False, directory=tmp_path)
     results = _grade(student_lab, viewer, VIEWER)
@@ -250,7 +249,7 @@ def test_view_alone_cannot_grade_the_pull_secret(
     assert "view excludes secrets" in (results["pull-secret-type"].hint or "")
 
 
-def test_service_account_without_the_secret(student_lab: Lab, instructor: Path) -> None:
+def test_service_account_without_the_secret(student_lab: ScenarioLab, instructor: Path) -> None:
     core = client.CoreV1Api(student_lab.api)
     core.patch_namespaced_service_account(
         "default", student_lab.namespace, [{"op": "remove", "path": "/imagePullSecrets"}]
@@ -263,7 +262,7 @@ def test_service_account_without_the_secret(student_lab: Lab, instructor: Path) 
         student_lab.add_pull_secret()
 
 
-def test_secret_deleted(student_lab: Lab, instructor: Path) -> None:
+def test_secret_deleted(student_lab: ScenarioLab, instructor: Path) -> None:
     client.CoreV1Api(student_lab.api).delete_namespaced_secret(PULL_SECRET, student_lab.namespace)
     try:
         results = _grade(student_lab, instructor)
@@ -276,7 +275,7 @@ def test_secret_deleted(student_lab: Lab, instructor: Path) -> None:
         student_lab.add_pull_secret()
 
 
-def test_secret_of_the_wrong_type(student_lab: Lab, instructor: Path) -> None:
+def test_secret_of_the_wrong_type(student_lab: ScenarioLab, instructor: Path) -> None:
     core = client.CoreV1Api(student_lab.api)
     core.delete_namespaced_secret(PULL_SECRET, student_lab.namespace)
     core.create_namespaced_secret(
@@ -296,12 +295,12 @@ def test_secret_of_the_wrong_type(student_lab: Lab, instructor: Path) -> None:
         student_lab.add_pull_secret()
 
 
-def test_service_deleted(student_lab: Lab, instructor: Path) -> None:
+def test_service_deleted(student_lab: ScenarioLab, instructor: Path) -> None:
     client.CoreV1Api(student_lab.api).delete_namespaced_service(SERVICE, student_lab.namespace)
     _assert_only_fails(_grade(student_lab, instructor), {"service-endpoint"}, student_lab)
 
 
-def test_startup_probe_removed(student_lab: Lab, instructor: Path) -> None:
+def test_startup_probe_removed(student_lab: ScenarioLab, instructor: Path) -> None:
     (pod,) = student_lab.manifest(MANIFESTS[SLOW])
     del pod["spec"]["containers"][0]["startupProbe"]
     student_lab.delete_pod(SLOW)
@@ -314,7 +313,7 @@ def test_startup_probe_removed(student_lab: Lab, instructor: Path) -> None:
     )
 
 
-def test_good_pod_deleted(student_lab: Lab, instructor: Path) -> None:
+def test_good_pod_deleted(student_lab: ScenarioLab, instructor: Path) -> None:
     student_lab.delete_pod(GOOD)
     results = _grade(student_lab, instructor)
     assert not results["good-ready"].passed
@@ -324,7 +323,7 @@ def test_good_pod_deleted(student_lab: Lab, instructor: Path) -> None:
 
 
 def test_bad_pod_replaced_by_one_that_is_not_restarted(
-    student_lab: Lab, instructor: Path, request_log: RequestLog
+    student_lab: ScenarioLab, instructor: Path, request_log: RequestLog
 ) -> None:
     """The old pod's events stay behind; they must not count for a new pod of that name."""
     (pod,) = student_lab.manifest(MANIFESTS[BAD])
