@@ -8,7 +8,7 @@ On the local cluster (which must be up) it runs benchmarks/calibration/*.yaml fo
 * ``sandbox``: kubelet asks for the pod's sandbox -> the first container runs
   (containerd's ``RunPodSandbox`` to ``StartContainer ... returns``);
 * ``app_stop``: a graceful stop of the lab app (``StopContainer`` asked -> returned);
-* ``create``: a stop returned -> the next attempt runs;
+* ``create``: the first stop returned -> the next attempt runs (later ones may back off);
 * ``notice``: a container runs (containerd) -> the API shows it running (watch);
 * ``app_boot`` / ``app_reboot``: a container runs -> uvicorn says it listens, for a first
   and a restarted instance (container logs with timestamps).
@@ -62,15 +62,18 @@ def _log_time(line: str) -> float | None:
 
 
 def _boots(lab: Lab, pod: str, starts: list[float]) -> dict[str, list[float]]:
-    """Start -> listening, for the current and the previous instance."""
+    """Start -> listening, for the current and the previous instance; each log is matched
+    to the start just before its first line, so a restart in between cannot mix them up."""
     found: dict[str, list[float]] = defaultdict(list)
-    for previous, index in ((False, len(starts) - 1), (True, len(starts) - 2)):
-        if index < 0:
-            continue
+    for previous in (False, True):
         logs = kube.pod_logs(lab.api, lab.namespace, pod, previous=previous, timestamps=True)
-        listening = next((_log_time(line) for line in logs.splitlines() if LISTENING in line), None)
-        if listening is not None:
-            found["app_boot" if index == 0 else "app_reboot"].append(listening - starts[index])
+        times = [(_log_time(line), line) for line in logs.splitlines()]
+        first = next((at for at, _ in times if at is not None), None)
+        listening = next((at for at, line in times if at is not None and LISTENING in line), None)
+        before = [start for start in starts if first is not None and start <= first]
+        if listening is not None and before:
+            kind = "app_boot" if before[-1] == starts[0] else "app_reboot"
+            found[kind].append(listening - before[-1])
     return found
 
 
@@ -101,7 +104,8 @@ def measure(runtime: PodRuntime, lab: Lab) -> dict[str, list[float]]:
     for attempt, following in pairwise(attempts):
         if attempt.stop_asked is not None and attempt.stopped is not None:
             samples["app_stop"].append(attempt.stopped - attempt.stop_asked)
-        if attempt.stopped is not None and following.started is not None:
+        # Only the first restart follows its stop at once; later ones may wait a back-off.
+        if attempt.attempt == 0 and attempt.stopped is not None and following.started is not None:
             samples["create"].append(following.started - attempt.stopped)
     samples["notice"] += _notices(lab.timeline, runtime.pod, starts)
     for name, values in _boots(lab, runtime.pod, starts).items():
