@@ -3,10 +3,10 @@
 A lab waits for a moment of a pod's story (its n-th restart, CrashLoopBackOff, Ready) or
 checks that something does *not* happen through the window in which it surely would have
 (a healthy pod is not killed while a failing liveness probe would have killed it). Each
-:class:`Forecast` holds the nominal node's time and the latest time over sampled nodes and
-a slow node (:meth:`.node.Node.latest`), plus :data:`NODE_SLACK` and
-:data:`RESTART_SLACK` per restart on the way: a kubelet much slower than its own rules
-then fails the lab.
+:class:`Forecast` holds the nominal node's time and the latest time over sampled nodes, a
+slow node (:meth:`.node.Node.latest`) and one whose app boots as slowly as on a busy
+machine, plus :data:`NODE_SLACK` and :data:`RESTART_SLACK` per restart on the way: a
+kubelet much slower than its own rules then fails the lab.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ briefly busier than the sampled ranges."""
 RESTART_SLACK = 1.0
 """Seconds more for every restart before the moment: each one is a kill, a stop, a create
 and a start, all of which a busy node stretches past their sampled ranges."""
+BUSY_APP_BOOT = 5.0
+"""The lab app's boot on a busy node (Python imports compete for the CPU): measured here at
+1.4 s with load average 13 and up to 7 s at 18, against 0.7 s when quiet. Deadlines allow a
+boot this slow; a slower one fails the lab as it should."""
+BUSY_APP_REBOOT = 2.0
 SAMPLES = 60
 SEED = 20_261_202
 HORIZON = 1_200.0
@@ -71,7 +76,10 @@ def forecast(
 
     node = Node()
     expected, _ = at(node, None)
-    worst, restarts = max([at(node.latest(), None), *(at(node, rng) for _ in range(SAMPLES))])
+    slow = node.latest()
+    busy = replace(slow, app_boot=BUSY_APP_BOOT, app_reboot=BUSY_APP_REBOOT)
+    nodes = [at(slow, None), at(busy, None), *(at(node, rng) for _ in range(SAMPLES))]
+    worst, restarts = max(nodes)
     slack = NODE_SLACK + RESTART_SLACK * restarts
     return Forecast(expected, max(worst, expected) + slack)
 
