@@ -126,6 +126,9 @@ def test_ci_run_and_the_e2e_job_run_the_same_readme_command() -> None:
     ci_run = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_command in ci_run
     assert f"PROBELAB_KIND_NODE_IMAGE=build {test_command} --cluster=kind" in ci_run
+    lab_command = next(c for c in readme_commands() if c.endswith(" lab"))
+    # and the lab once more on another minor of the local cluster (#12)
+    assert any(line.startswith(f"{lab_command} --kubernetes-version=") for line in ci_run)
     e2e = run_lines(load(CI)["jobs"]["e2e-kind"])
     assert f"{test_command} --cluster=kind" in e2e
 
