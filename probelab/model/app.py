@@ -56,7 +56,6 @@ class App:
     missing: frozenset[str] = frozenset()  # executables exec probes cannot run
     exec_ok: bool = True  # exec commands the model cannot read
     grpc_ok: bool = False
-    stop: float = 0.25  # SIGTERM to exit
     ignores_sigterm: bool = False
     stops_after_boot: bool = False  # SIGTERM while booting: it exits when the boot ends
     abort: float = 0.05
@@ -97,7 +96,6 @@ class App:
             ready_path=lab_app.READY_PATH,
             ready_ok=up,
             missing=lab_app.MISSING_EXECUTABLES,
-            stop=latency("app_stop"),
             stops_after_boot=True,  # uvicorn handles signals only after its startup
             drains=True,  # uvicorn's graceful shutdown waits for running requests
             exec_duration=latency("app_exec"),
@@ -245,7 +243,7 @@ def app_for(*, other: App | None = None, **overrides: Any) -> Any:
                  "at once with 200 on every path (--boot, --listens, --serves describe it)",)
                 if described else ()
             )  # fmt: skip
-            app = App(stop=latency("app_stop"), assumptions=notes)
+            app = App(assumptions=notes)
         return with_overrides(app, **overrides)
 
     return choose

@@ -221,7 +221,7 @@ class _Container:
         )
         instance.exit = at + grace  # SIGKILL
         if not self.app.ignores_sigterm:
-            honoured, stop = at, self.app.stop
+            honoured, stop = at, self.lat("app_stop")  # each stop its own draw
             booted = instance.start + self.app.boot
             if self.app.stops_after_boot and booted > at:
                 honoured, stop = booted, self.app.abort  # startup cancelled, no shutdown

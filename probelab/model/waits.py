@@ -153,8 +153,9 @@ def active_deadline_end(
     grace = kubelet.grace(pod.spec.get("terminationGracePeriodSeconds"), None)
 
     def stop(node: Node) -> float:
-        app = apps(pod.container(), Latencies(node))
-        return grace if app.ignores_sigterm else min(app.stop, grace)
+        latency = Latencies(node)
+        app = apps(pod.container(), latency)
+        return grace if app.ignores_sigterm else min(latency("app_stop"), grace)
 
     nominal, slow = Node(), Node().latest()
     expected = deadline + stop(nominal) + nominal.notice
