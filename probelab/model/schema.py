@@ -155,11 +155,31 @@ def _render_container(pod: str, c: ContainerTimeline) -> list[str]:
     if c.branches:
         top = c.branches[0]
         lines.append(f"  likeliest path ({top.probability:.0%}): {_path(top)}")
-        lines += [f"  close call ({b.probability:.0%}): {_path(b)}" for b in c.branches[1:4]]
+        shapes = _shapes(c.branches)
+        if len(shapes) > 1:  # the close calls: where the story itself changes
+            lines += [
+                f"  {odds:4.0%} of paths: {shape}, e.g. {_path(b)}" for shape, odds, b in shapes[:4]
+            ]
     lines += [
         f"  {e.at:7.1f}s  {e.kind:<10} {e.reason}" for e in sorted(c.events, key=lambda e: e.at)
     ]
     return lines
+
+
+def _shapes(branches: list[Branch]) -> list[tuple[str, float, Branch]]:
+    """Branches grouped by how the story goes (restarts before CrashLoopBackOff, restarts
+    in all, Ready or not), with their summed odds and the likeliest example, likeliest first."""
+    groups: dict[str, tuple[float, Branch]] = {}
+    for branch in branches:  # most likely first, so the first seen is the example
+        clbo = branch.crash_loop_back_off_at
+        before = sum(1 for t in branch.restarts_at if clbo is None or t < clbo)
+        shape = f"{len(branch.restarts_at)} restart(s)"
+        if clbo is not None:
+            shape += f", {before} before CrashLoopBackOff"
+        shape += ", Ready" if branch.ready_at is not None else ""
+        odds, example = groups.get(shape, (0.0, branch))
+        groups[shape] = (odds + branch.probability, example)
+    return sorted(((k, p, b) for k, (p, b) in groups.items()), key=lambda g: -g[1])
 
 
 def _path(branch: Branch) -> str:
