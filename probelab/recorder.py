@@ -10,8 +10,10 @@ applied, so the timeline holds every change from the first one.
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import urllib3.exceptions
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -79,6 +81,7 @@ class Recorder:
             add,
             self._stopping,
             listed=lambda: self._ready.wait(timeout=60),
+            unreachable=self.timeline.api_unreachable,
             where=f"in {self.namespace}",
             namespace=self.namespace,
         )
@@ -90,6 +93,7 @@ def follow(
     stopping: threading.Event,
     *,
     listed: Callable[[], object] = lambda: None,
+    unreachable: Callable[[datetime | None], object] = lambda since: None,
     where: str = "",
     **list_kwargs: Any,
 ) -> None:
@@ -97,11 +101,16 @@ def follow(
 
     `listed` is called once, after the first list. Watches resume from the last version
     seen; a failed list or watch (410 Gone too) starts again from a new list.
+    `unreachable(since)` is told when the API server could not be reached (since the last
+    moment it answered), and `unreachable(None)` once a list succeeds again.
     """
     first = True
+    answered = datetime.now(UTC)
     while not stopping.is_set():
         try:
             listing = retry_transient(list_func)(**list_kwargs)
+            answered = datetime.now(UTC)
+            unreachable(None)
             for item in listing.items:
                 add("ADDED", item)
             version = listing.metadata.resource_version
@@ -116,12 +125,16 @@ def follow(
                     **list_kwargs,
                 ):
                     obj = change["object"]
+                    answered = datetime.now(UTC)
                     version = obj.metadata.resource_version
                     add(change["type"], obj)
+                answered = datetime.now(UTC)  # the window ended as the server closed it
         except ApiException as error:
             if error.status != 410:
                 log.warning("watch %s failed (%s); listing again", where, error)
                 stopping.wait(RELIST_PAUSE_SECONDS)
         except Exception as error:  # keep recording through transient failures
+            if isinstance(error, urllib3.exceptions.HTTPError | OSError):
+                unreachable(answered)
             log.warning("watch %s broke (%s); listing again", where, error)
             stopping.wait(RELIST_PAUSE_SECONDS)

@@ -21,6 +21,7 @@ from typing import TypeVar
 from kubernetes.client import CoreV1Event, V1ContainerStatus, V1ObjectMeta, V1Pod, V1PodStatus
 
 from probelab.errors import WaitTimeout
+from probelab.i18n import _
 
 T = TypeVar("T")
 
@@ -96,6 +97,8 @@ class Timeline:
         self._pods: list[PodObservation] = []
         self._events: list[EventObservation] = []
         self._event_keys: set[tuple[object, ...]] = set()
+        # When the watches could not reach the API server: (since, until or None while open).
+        self._outages: list[tuple[datetime, datetime | None]] = []
 
     def add_pod(
         self, pod: V1Pod, *, deleted: bool = False, at: datetime | None = None
@@ -107,6 +110,26 @@ class Timeline:
             self._version += 1
             self._changed.notify_all()
         return observation
+
+    def api_unreachable(self, since: datetime | None) -> None:
+        """The watches lost the API server at `since`; None: they reach it again now."""
+        with self._changed:
+            open_outage = bool(self._outages) and self._outages[-1][1] is None
+            if since is None and open_outage:
+                self._outages[-1] = (self._outages[-1][0], datetime.now(UTC))
+            elif since is not None and not open_outage:
+                self._outages.append((_aware(since), None))
+
+    def unreachable_seconds(self, start: datetime, end: datetime) -> tuple[float, bool]:
+        """Seconds between `start` and `end` the API server was unreachable, and whether it
+        still is at `end`."""
+        with self._changed:
+            outages = list(self._outages)
+        total = 0.0
+        for since, until in outages:
+            stop = min(until or end, end)
+            total += max(0.0, (stop - max(since, start)).total_seconds())
+        return total, bool(outages) and outages[-1][1] is None
 
     def add_event(self, event: CoreV1Event) -> EventObservation:
         """Record an event; a re-delivered identical event (watch restart) is not added twice."""
@@ -167,6 +190,7 @@ class Timeline:
         without blocking the watch threads.
         """
         deadline = time.monotonic() + timeout
+        began = datetime.now(UTC)
         while True:
             with self._changed:
                 seen = self._version
@@ -178,7 +202,20 @@ class Timeline:
                     self._changed.wait(remaining)
                 timed_out = self._version == seen
             if timed_out:
-                raise WaitTimeout(f"{what}: not seen within {timeout:g}s\n\n{self.render()}")
+                raise WaitTimeout(
+                    f"{what}: not seen within {timeout:g}s{self._outage_note(began)}"
+                    f"\n\n{self.render()}"
+                )
+
+    def _outage_note(self, began: datetime) -> str:
+        """Why nothing was seen, when the API server was away during the wait."""
+        lost, ongoing = self.unreachable_seconds(began, datetime.now(UTC))
+        if lost <= 0:
+            return ""
+        still = _(" and still is") if ongoing else ""
+        return _("; the API server was unreachable for {seconds:.0f}s of it{still}").format(
+            seconds=lost, still=still
+        )
 
     def render(self, now: datetime | None = None) -> str:
         """Pods as ``kubectl get pod -w`` would have shown them, then events by time."""

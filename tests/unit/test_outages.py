@@ -1,0 +1,56 @@
+"""A wait during which the API server was unreachable says so, and for how long."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import urllib3.exceptions
+
+from probelab import recorder
+from probelab.errors import WaitTimeout
+from probelab.timeline import Timeline
+
+
+def test_a_timed_out_wait_names_the_outage() -> None:
+    timeline = Timeline()
+    timeline.api_unreachable(datetime.now(UTC) - timedelta(seconds=40))
+    with pytest.raises(WaitTimeout, match=r"unreachable for \d+s of it and still is"):
+        timeline.wait_until(lambda t: None, timeout=0.2, what="the pod to start")
+
+
+def test_a_wait_without_outage_says_nothing_of_it() -> None:
+    with pytest.raises(WaitTimeout) as caught:
+        Timeline().wait_until(lambda t: None, timeout=0.1, what="the pod to start")
+    assert "unreachable" not in str(caught.value)
+
+
+def test_outage_seconds_count_only_inside_the_wait() -> None:
+    timeline = Timeline()
+    start = datetime.now(UTC) - timedelta(seconds=100)
+    timeline.api_unreachable(start)
+    timeline.api_unreachable(start)  # the second watch thread noticing too: one outage
+    timeline.api_unreachable(None)
+    lost, ongoing = timeline.unreachable_seconds(start + timedelta(seconds=60), datetime.now(UTC))
+    assert 39 <= lost <= 41 and not ongoing
+
+
+def test_follow_reports_lost_and_regained_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused list is an outage from the last answer; the next good list ends it."""
+    monkeypatch.setattr(recorder, "retry_transient", lambda func: func)
+    monkeypatch.setattr(recorder, "RELIST_PAUSE_SECONDS", 0.0)
+    stopping = threading.Event()
+    calls: list[datetime | None] = []
+    attempts = iter([urllib3.exceptions.ProtocolError("connection refused"), None])
+
+    def list_func(**_: Any) -> Any:
+        failure = next(attempts)
+        if failure is not None:
+            raise failure
+        stopping.set()  # one good list, then stop
+        return SimpleNamespace(items=[], metadata=SimpleNamespace(resource_version="1"))
+
+    recorder.follow(list_func, lambda kind, obj: None, stopping, unreachable=calls.append)
+    assert len(calls) == 2
+    assert isinstance(calls[0], datetime) and calls[1] is None
