@@ -9,12 +9,15 @@ too; a failed test's report carries the scenario's timeline, events and previous
 """
 
 import json
+import signal
+import threading
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import pytest
@@ -143,6 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "scenario(name, *manifests, pull_secret=True): the lab scenario a test assesses"
     )
     report_masking.install(config)  # every registry's secrets stay out of pytest's output
+    _sigterm_as_interrupt()
     set_language(config.getoption("lang"))
     student = config.getoption("student_manifests")
     if student is not None and not student.is_dir():
@@ -161,6 +165,23 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ProbelabError as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) tears down as Ctrl-C does: namespaces deleted.
+
+    Only when nothing else handles SIGTERM, and only from the main thread (signals go
+    there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.hookimpl(trylast=True)

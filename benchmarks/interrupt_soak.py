@@ -1,0 +1,215 @@
+"""Interrupt the lab at random moments and count what each interrupted run leaves behind.
+
+    sudo .venv/bin/python benchmarks/interrupt_soak.py --runs N [--seed S] [-- pytest options]
+
+Each run is `pytest labs/<file>` against the (already up) cluster, in a session of its own
+(`--namespace-prefix soak<i>-<tag>`), sent SIGINT at a random moment between 2 s and
+--latest s after it starts (the image build, applying, a wait, the teardown), every fourth
+one SIGTERM instead, and the middle one SIGKILL; the run after the killed one is left to
+finish, and its sweep must delete what the killed one left. After each run ends the
+benchmark waits (a watch, bounded by NAMESPACE_GONE) for the run's namespaces to go and
+then counts leaks:
+
+- namespaces of the run still there and not terminating (for the killed run: after the
+  next run, whose sweep must delete them);
+- run Leases whose holder process is gone;
+- processes left in the run's session (it is started as a session leader).
+
+The cluster's own state (veths, mounts under PROBELAB_HOME, iptables rules) is recorded
+before and after the soak, as context: other users' pods on a shared cluster move it too.
+Raw data goes to benchmarks/data/interrupt-soak-<N>.json; exit 1 on any leak.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from probelab import kube
+from probelab.clusters.local.cluster import LocalCluster
+from probelab.runs import LEASE_NAMESPACE, holder_alive
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = "labs/test_03_good_liveness.py"
+NAMESPACE_GONE = 180.0  # kubelet must stop the pods first (their grace period is 30 s)
+RUN_LIMIT = 900.0  # a run that does not end after its signal counts as a leak
+
+
+def _session_processes(sid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # field 6: session id
+            found.append(int(entry.name))
+    return found
+
+
+def _namespaces(api: client.ApiClient, prefix: str) -> list[str]:
+    items = client.CoreV1Api(api).list_namespace(label_selector=kube.RUN_LABEL).items
+    return [
+        str(ns.metadata.name)
+        for ns in items
+        if ns.metadata
+        and str(ns.metadata.name).startswith(prefix + "-")
+        and ns.metadata.deletion_timestamp is None
+    ]
+
+
+def _wait_gone(api: client.ApiClient, prefix: str) -> None:
+    core = client.CoreV1Api(api)
+    for name in _namespaces(api, prefix):
+        with contextlib.suppress(AssertionError):  # counted as a leak afterwards
+            kube.wait_deleted(
+                core.list_namespace,
+                timeout=NAMESPACE_GONE,
+                what=f"namespace {name}",
+                field_selector=f"metadata.name={name}",
+            )
+
+
+def _stale_leases(api: client.ApiClient) -> list[str]:
+    leases = client.CoordinationV1Api(api).list_namespaced_lease(
+        LEASE_NAMESPACE, label_selector=kube.RUN_LABEL
+    )
+    return [
+        str(lease.metadata.name if lease.metadata else "")
+        for lease in leases.items
+        if lease.spec and not holder_alive(str(lease.spec.holder_identity or ""))
+    ]
+
+
+def _host_state(local: LocalCluster) -> dict[str, int]:
+    def count(argv: list[str]) -> int:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        return len(out.splitlines())
+
+    root = str(local.layout.root.resolve()) + "/"
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return {
+        "veths": count(["ip", "-o", "link", "show", "type", "veth"]),
+        "mounts_under_home": sum(1 for m in mounts if m.startswith(root)),
+        "iptables_rules": count(["iptables-save"]),
+    }
+
+
+def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) -> dict[str, Any]:
+    prefix = f"soak{index}-{tag}"
+    command = [sys.executable, "-m", "pytest", LAB, "-p", "no:cacheprovider"]
+    command += ["--cluster=local", "--keep-cluster", f"--namespace-prefix={prefix}", *extra]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, err = process.communicate(timeout=after)
+        signalled = False
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signum)
+        signalled = True
+        try:
+            _, err = process.communicate(timeout=RUN_LIMIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+    lines = [line for line in err.splitlines() if line.strip()]
+    return {
+        "run": index,
+        "prefix": prefix,
+        "signal": signal.Signals(signum).name if signalled else None,
+        "at_seconds": round(after, 1),
+        "ended_after_seconds": round(time.monotonic() - started, 1),
+        "exit": process.returncode,
+        "last_progress": lines[-1][:160] if lines else "",
+        "pid": process.pid,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latest", type=float, default=90.0, help="latest interrupt, seconds")
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    rng = random.Random(args.seed)
+    local = LocalCluster()
+    api = kube.api_client(local.layout.kubeconfig, local.config.context)
+    tag = uuid.uuid4().hex[:4]
+    host_before = _host_state(local)
+    killed = args.runs // 2
+    results: list[dict[str, Any]] = []
+    for index in range(args.runs):
+        if index == killed:
+            signum = signal.SIGKILL
+        elif index % 4 == 3:
+            signum = signal.SIGTERM
+        else:
+            signum = signal.SIGINT
+        after = rng.uniform(2.0, args.latest)
+        if index == killed + 1:  # the new run after the kill goes to the end: it must sweep
+            after = RUN_LIMIT
+        run = _one_run(index, tag, signum, after, extra)
+        if signum != signal.SIGKILL:
+            _wait_gone(api, run["prefix"])
+        run["leaked_namespaces"] = _namespaces(api, run["prefix"])
+        run["leaked_processes"] = _session_processes(run["pid"])
+        if index == killed + 1:  # this run's sweep must have taken the killed run's
+            _wait_gone(api, results[killed]["prefix"])
+            results[killed]["leaked_namespaces"] = _namespaces(api, results[killed]["prefix"])
+        results.append(run)
+        print(json.dumps(run), flush=True)
+    stale_leases = _stale_leases(api)
+    host_after = _host_state(local)
+    leaks = sum(len(r["leaked_namespaces"]) + len(r["leaked_processes"]) for r in results)
+    leaks += len(stale_leases)
+    data = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": args.runs,
+        "seed": args.seed,
+        "lab": LAB,
+        "results": results,
+        "stale_leases": stale_leases,
+        "host_before": host_before,
+        "host_after": host_after,
+        "leaks": leaks,
+    }
+    out = ROOT / "benchmarks" / "data" / f"interrupt-soak-{args.runs}.json"
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    print("\n| run | signal | at | ended after | exit | leaked ns | leaked procs |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['run']} | {r['signal'] or '(finished)'} | {r['at_seconds']} s | "
+            f"{r['ended_after_seconds']} s | {r['exit']} | {len(r['leaked_namespaces'])} | "
+            f"{len(r['leaked_processes'])} |"
+        )
+    print(f"\nstale leases: {len(stale_leases)}; host before {host_before}, after {host_after}")
+    print(f"leaks: {leaks} over {args.runs} runs (goal 0); raw data: {out}")
+    api.close()
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
