@@ -38,7 +38,7 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
-from probelab.runs import LEASE_NAMESPACE, holder_alive
+from probelab.runs import LEASE_NAMESPACE, holder_alive, live_namespaces
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = "labs/test_03_good_liveness.py"
@@ -61,20 +61,9 @@ def _session_processes(sid: int) -> list[int]:
     return found
 
 
-def _namespaces(api: client.ApiClient, prefix: str) -> list[str]:
-    items = client.CoreV1Api(api).list_namespace(label_selector=kube.RUN_LABEL).items
-    return [
-        str(ns.metadata.name)
-        for ns in items
-        if ns.metadata
-        and str(ns.metadata.name).startswith(prefix + "-")
-        and ns.metadata.deletion_timestamp is None
-    ]
-
-
 def _wait_gone(api: client.ApiClient, prefix: str) -> None:
     core = client.CoreV1Api(api)
-    for name in _namespaces(api, prefix):
+    for name in live_namespaces(api, prefix):
         with contextlib.suppress(AssertionError):  # counted as a leak afterwards
             kube.wait_deleted(
                 core.list_namespace,
@@ -173,11 +162,11 @@ def main() -> int:
         run = _one_run(index, tag, signum, after, extra)
         if signum != signal.SIGKILL:
             _wait_gone(api, run["prefix"])
-        run["leaked_namespaces"] = _namespaces(api, run["prefix"])
+        run["leaked_namespaces"] = live_namespaces(api, run["prefix"])
         run["leaked_processes"] = _session_processes(run["pid"])
         if index == killed + 1:  # this run's sweep must have taken the killed run's
             _wait_gone(api, results[killed]["prefix"])
-            results[killed]["leaked_namespaces"] = _namespaces(api, results[killed]["prefix"])
+            results[killed]["leaked_namespaces"] = live_namespaces(api, results[killed]["prefix"])
         results.append(run)
         print(json.dumps(run), flush=True)
     stale_leases = _stale_leases(api)

@@ -210,3 +210,17 @@ def _delete_lease(coordination: client.CoordinationV1Api, name: str) -> None:
     except ApiException as error:
         if error.status != 404:
             raise
+
+
+def live_namespaces(api: client.ApiClient, prefix: str) -> list[str]:
+    """probelab's namespaces named `<prefix>-...` that are not being deleted."""
+    items = kube.retry_transient(client.CoreV1Api(api).list_namespace)(
+        label_selector=kube.RUN_LABEL
+    ).items
+    return [
+        str(ns.metadata.name)
+        for ns in items
+        if ns.metadata
+        and str(ns.metadata.name).startswith(prefix + "-")
+        and ns.metadata.deletion_timestamp is None
+    ]

@@ -25,6 +25,7 @@ from kubernetes import client
 from probelab import kube
 from probelab.clusters.base import ClusterHandle
 from probelab.plugin import ROOT
+from probelab.runs import live_namespaces
 
 pytestmark = pytest.mark.cluster
 LABS = ["labs/test_01_image_pull.py"]
@@ -73,18 +74,6 @@ def _start(name: str, prefix: str, directory: Path, tests: list[str]) -> Run:
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     return Run(name, prefix, directory, process)
-
-
-def _live_namespaces(api: client.ApiClient, prefix: str) -> list[str]:
-    """Namespaces named with `prefix` that are not being deleted."""
-    items = client.CoreV1Api(api).list_namespace(label_selector=kube.RUN_LABEL).items
-    return [
-        str(ns.metadata.name)
-        for ns in items
-        if ns.metadata
-        and str(ns.metadata.name).startswith(prefix + "-")
-        and ns.metadata.deletion_timestamp is None
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +130,7 @@ def test_neither_deletes_the_others_namespaces(
     a, b = runs
     assert a.prefix not in b.stdout + b.stderr, "B's sweep named one of A's namespaces"
     for run in runs:
-        left = _live_namespaces(kube_api, run.prefix)
+        left = live_namespaces(kube_api, run.prefix)
         assert not left, f"session {run.name} left {left}"
 
 
