@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
+from probelab.i18n import N_, _
 from probelab.lint import lab_startup, startup_needed
 from probelab.model import lab_app
 from probelab.model.lab_app import is_lab_image
@@ -45,6 +46,11 @@ _ACCESS = re.compile(r"\"GET (/\S*) HTTP/[\d.]+\" (\d{3})")
 _REFUSED = re.compile(r":(\d+)(/\S*)?\"?: (?:dial tcp [^:]+:\d+: )?connect: connection refused")
 _STATUS = re.compile(r"statuscode: (\d{3})")
 _TIMEOUT = re.compile(r"context deadline exceeded|Client\.Timeout|i/o timeout|timed out", re.I)
+_STATUS_MEANING = {
+    401: N_("authentication required"),
+    403: N_("forbidden: needs authentication"),
+    404: N_("not found"),
+}
 _NOT_FOUND = re.compile(r"exec: \\?\"?([\w./-]+)\\?\"?: executable file not found")
 
 
@@ -135,11 +141,11 @@ def listening_ports(evidence: Evidence, container: Mapping[str, Any]) -> dict[in
     )
     said: dict[int, list[str]] = {}
     for port in sorted({int(p) for p in _LISTENING.findall(text)}):
-        said.setdefault(port, []).append("its logs")
+        said.setdefault(port, []).append(_("its logs"))
     for port in sorted(declared_ports(container)):
-        said.setdefault(port, []).append("its ports")
+        said.setdefault(port, []).append(_("its ports"))
     if not said and is_lab_image(str(container.get("image", ""))):
-        said[lab_app.PORT] = ["the lab image"]
+        said[lab_app.PORT] = [_("the lab image")]
     return said
 
 
@@ -156,9 +162,12 @@ def diagnose(evidence: Evidence) -> Cause:
     pulling = next((w for w in waiting if w in ("ErrImagePull", "ImagePullBackOff")), None)
     if pulling:
         return Cause(
-            "image", f"the image cannot be pulled ({pulling}): not a probe problem; see events"
+            "image",
+            _("the image cannot be pulled ({reason}): not a probe problem; see events").format(
+                reason=pulling
+            ),
         )
-    return Cause("healthy", "no probe problem found: no probe failures and no restarts")
+    return Cause("healthy", _("no probe problem found: no probe failures and no restarts"))
 
 
 def _container_cause(evidence: Evidence, container: Mapping[str, Any]) -> Cause | None:
@@ -179,15 +188,18 @@ def _container_cause(evidence: Evidence, container: Mapping[str, Any]) -> Cause 
     if readiness and container.get("readinessProbe") and not status.get("ready"):
         probe = container["readinessProbe"]
         cause = _probe_cause(evidence, container, "readiness", probe, readiness[-1])
-        cause.sentence += "; it is only taken out of Service endpoints, never restarted"
+        cause.sentence += _("; it is only taken out of Service endpoints, never restarted")
         return cause
     if restarts:
         last = status.get("lastState", {}).get("terminated", {})
         return Cause(
             "exits",
-            f"container {name} exits by itself ({last.get('reason', 'terminated')}, exit code "
-            f"{last.get('exitCode', '?')}) with no probe failing: not a probe problem; see "
-            "its logs --previous",
+            _(
+                "container {name} exits by itself ({reason}, exit code {code}) with no probe "
+                "failing: not a probe problem; see its logs --previous"
+            ).format(
+                name=name, reason=last.get("reason", "terminated"), code=last.get("exitCode", "?")
+            ),
             name,
         )
     return None
@@ -202,7 +214,7 @@ def _probe_cause(
 ) -> Cause:
     name = str(container["name"])
     field_ = f"{kind}Probe"
-    what = f"the {kind} probe of container {name}"
+    what = _("the {kind} probe of container {name}").format(kind=kind, name=name)
     handler = next((h for h in ("httpGet", "tcpSocket", "grpc", "exec") if h in probe), "")
     spec = probe.get(handler) or {}
     target = container_port(container, spec.get("port")) if handler != "exec" else None
@@ -212,22 +224,32 @@ def _probe_cause(
         listening = listening_ports(evidence, container)
         if port is not None and listening and port not in listening:
             consequence = (
-                "keeps it out of Service endpoints"
+                _("keeps it out of Service endpoints")
                 if kind == "readiness"
-                else "restarts a healthy container"
+                else _("restarts a healthy container")
             )
             right, sources = max(listening.items(), key=lambda item: len(item[1]))
             return Cause(
                 "wrong-port",
-                f"{what} targets port {port}, but the container listens on {right} according "
-                f"to {' and '.join(sources)}: every probe is refused, so kubelet {consequence}",
+                _(
+                    "{what} targets port {port}, but the container listens on {right} according "
+                    "to {sources}: every probe is refused, so kubelet {consequence}"
+                ).format(
+                    what=what,
+                    port=port,
+                    right=right,
+                    sources=_(" and ").join(sources),
+                    consequence=consequence,
+                ),
                 name,
                 {field_: {handler: {"port": right}}},
             )
         if kind == "readiness":
             return Cause(
                 "starting",
-                f"{what} is refused on port {port}: the app is not listening yet",
+                _("{what} is refused on port {port}: the app is not listening yet").format(
+                    what=what, port=port
+                ),
                 name,
             )
         return _slow_start(evidence, container, kind, probe)
@@ -241,9 +263,17 @@ def _probe_cause(
         path = spec.get("path", "")
         return Cause(
             "timeout",
-            f"{what} gives up after {timeout}s (timeoutSeconds), but {path or 'the check'} "
-            f"answers later{f' (about {delay:g}s)' if delay else ''}: each probe times out "
-            "and counts as a failure",
+            (
+                _(
+                    "{what} gives up after {timeout}s (timeoutSeconds), but {path} answers "
+                    "later (about {delay}s): each probe times out and counts as a failure"
+                )
+                if delay
+                else _(
+                    "{what} gives up after {timeout}s (timeoutSeconds), but {path} answers "
+                    "later: each probe times out and counts as a failure"
+                )
+            ).format(what=what, timeout=timeout, path=path or _("the check"), delay=f"{delay:g}"),
             name,
             {field_: {"timeoutSeconds": needed}},
         )
@@ -251,11 +281,15 @@ def _probe_cause(
     if missing:
         return Cause(
             "exec-missing",
-            f"{what} runs {missing.group(1)}, which the image does not have",
+            _("{what} runs {command}, which the image does not have").format(
+                what=what, command=missing.group(1)
+            ),
             name,
             {field_: {"exec": {"command": ["<a command the image has>"]}}},
         )
-    return Cause("probe-fails", f"{what} fails: {message}", name)
+    return Cause(
+        "probe-fails", _("{what} fails: {message}").format(what=what, message=message), name
+    )
 
 
 def _status_cause(
@@ -267,46 +301,55 @@ def _status_cause(
 ) -> Cause:
     name = str(container["name"])
     path = str(spec.get("path", "/"))
-    what = f"the {kind} probe of container {name}"
+    what = _("the {kind} probe of container {name}").format(kind=kind, name=name)
     env = env_of(container)
     readiness_path = (container.get("readinessProbe") or {}).get("httpGet", {}).get("path")
     dependency = env.get("READY_DEPENDENCY_URL")
     if status == 503 and kind == "readiness" and dependency:
         return Cause(
             "dependency-down",
-            f"{what} gets 503 from {path} because its dependency ({dependency}) is down: "
-            "readiness doing its job",
+            _(
+                "{what} gets 503 from {path} because its dependency ({dependency}) is down: "
+                "readiness doing its job"
+            ).format(what=what, path=path, dependency=dependency),
             name,
         )
     if status == 503 and kind != "readiness" and (dependency or path == readiness_path):
         on = f" ({dependency})" if dependency else ""
         return Cause(
             "dependency",
-            f"{what} checks {path}, which answers 503 while its dependency{on} is down: "
-            "restarting this container cannot bring the dependency back",
+            _(
+                "{what} checks {path}, which answers 503 while its dependency{on} is down: "
+                "restarting this container cannot bring the dependency back"
+            ).format(what=what, path=path, on=on),
             name,
             {f"{kind}Probe": {"httpGet": {"path": _healthy_path(evidence, container, path)}}},
         )
     if kind == "readiness":
         return Cause(
             "not-ready",
-            f"{what} gets HTTP {status} from {path}, so the pod is not Ready",
+            _("{what} gets HTTP {status} from {path}, so the pod is not Ready").format(
+                what=what, status=status, path=path
+            ),
             name,
             {} if status >= 500 else {"readinessProbe": {"httpGet": {"path": lab_app.READY_PATH}}},
         )
     if status >= 500:
         return Cause(
             "unhealthy",
-            f"{what} gets HTTP {status} from {path}: the app reports itself unhealthy, and "
-            "kubelet restarts it as designed; logs --previous show why it failed",
+            _(
+                "{what} gets HTTP {status} from {path}: the app reports itself unhealthy, and "
+                "kubelet restarts it as designed; logs --previous show why it failed"
+            ).format(what=what, status=status, path=path),
             name,
         )
-    meaning = {401: "authentication required", 403: "forbidden: needs authentication",
-               404: "not found"}.get(status, "not a success")  # fmt: skip
+    meaning = _(_STATUS_MEANING.get(status, N_("not a success")))
     return Cause(
         "wrong-path",
-        f"{what} GETs {path}, which answers {status} ({meaning}), so kubelet counts a healthy "
-        "app as failing",
+        _(
+            "{what} GETs {path}, which answers {status} ({meaning}), so kubelet counts a "
+            "healthy app as failing"
+        ).format(what=what, path=path, status=status, meaning=meaning),
         name,
         {f"{kind}Probe": {"httpGet": {"path": _healthy_path(evidence, container, path)}}},
     )
@@ -333,22 +376,33 @@ def _slow_start(
     known = lab_startup(container)
     ran = _last_run(evidence, name)
     needed = startup_needed(known) if known else math.ceil(max((ran or budget) * 2, 30))
-    seen = f"; it ran {ran:.0f}s and" if ran else "; it"
-    needs = f" while the app needs about {known:.0f}s" if known else ""
+    needs = _(" while the app needs about {known}s").format(known=f"{known:.0f}") if known else ""
+    killed = (
+        _("; it ran {ran}s and was killed before it ever listened").format(ran=f"{ran:.0f}")
+        if ran
+        else _("; it was killed before it ever listened")
+    )
     if kind == "startup":
         return Cause(
             "startup-budget",
-            f"the startup probe of container {name} allows {budget}s{needs}{seen} was "
-            "killed before it ever listened",
+            _("the startup probe of container {name} allows {budget}s").format(
+                name=name, budget=budget
+            )
+            + needs
+            + killed,
             name,
             {"startupProbe": {"failureThreshold": -(-needed // settings.period)}},
         )
     handler = next(h for h in ("httpGet", "tcpSocket", "grpc", "exec") if h in probe)
     return Cause(
         "slow-start",
-        f"startup is slower than the liveness budget of container {name}: liveness gives "
-        f"up after about {budget}s{needs}{seen} was killed before it ever listened; a "
-        "startupProbe holds liveness back until the app answers",
+        _(
+            "startup is slower than the liveness budget of container {name}: liveness gives "
+            "up after about {budget}s"
+        ).format(name=name, budget=budget)
+        + needs
+        + killed
+        + _("; a startupProbe holds liveness back until the app answers"),
         name,
         {
             "startupProbe": {
@@ -374,9 +428,9 @@ def _time(text: str) -> datetime:
 
 def report(evidence: Evidence, cause: Cause) -> str:
     """The text a student would have pieced together from describe, get and logs."""
-    lines = [f"pod {evidence.namespace}/{evidence.name}", "", "spec"]
+    lines = [f"pod {evidence.namespace}/{evidence.name}", "", _("spec")]
     for container in evidence.containers():
-        ports = ", ".join(map(str, sorted(declared_ports(container)))) or "none declared"
+        ports = ", ".join(map(str, sorted(declared_ports(container)))) or _("none declared")
         lines.append(f"  {container['name']}: image {container.get('image')}, ports {ports}")
         for kind in PROBE_KINDS:
             probe = container.get(f"{kind}Probe")
@@ -387,7 +441,7 @@ def report(evidence: Evidence, cause: Cause) -> str:
         (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"),
         "Unknown",
     )
-    lines += ["", "status", f"  phase {status.get('phase')}, Ready {ready}"]
+    lines += ["", _("status"), f"  phase {status.get('phase')}, Ready {ready}"]
     for container in evidence.containers():
         s = evidence.status(container["name"])
         state = next(iter(s.get("state") or {}), "unknown")
@@ -403,7 +457,7 @@ def report(evidence: Evidence, cause: Cause) -> str:
                 else ""
             )
         )
-    lines += ["", "events"]
+    lines += ["", _("events")]
     for event in evidence.events:
         count = event.get("count") or 1
         lines.append(
@@ -412,12 +466,15 @@ def report(evidence: Evidence, cause: Cause) -> str:
         )
     for name, text in evidence.previous_logs.items():
         tail = text.strip().splitlines()[-10:]
-        lines += ["", f"logs --previous ({name}, last {len(tail)} lines)"]
+        lines += [
+            "",
+            _("logs --previous ({name}, last {count} lines)").format(name=name, count=len(tail)),
+        ]
         lines += [f"  {line}" for line in tail]
-    lines += ["", "cause", f"  {cause.sentence}"]
+    lines += ["", _("cause"), f"  {cause.sentence}"]
     patch = cause.patch()
     if patch:
-        lines += ["", "fix (patch of the pod's manifest)"]
+        lines += ["", _("fix (patch of the pod's manifest)")]
         lines += [f"  {line}" for line in patch.splitlines()]
     return "\n".join(lines)
 
