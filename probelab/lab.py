@@ -17,6 +17,7 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.errors import WaitTimeout
+from probelab.i18n import _
 from probelab.manifests import find_manifest, load_manifest
 from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
@@ -190,7 +191,7 @@ class Lab:
             seen = self.wait(violation, timeout=_seconds_left(started, budget), what=what)
         except WaitTimeout:
             return
-        raise AssertionError(f"{what} happened: {seen}")
+        raise AssertionError(_("{what} happened: {seen}").format(what=what, seen=seen))
 
     def pod_spec_anywhere(self, pod: str) -> Mapping[str, Any]:
         """The spec of ``pod`` from whichever of the scenario's manifests declares it."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from probelab.i18n import N_, _, current_language
 from probelab.lab import Lab
 from probelab.picture import draw
 from probelab.secrets import SECRETS
@@ -97,12 +98,12 @@ def write_run(
         picture = draw(
             scenario.timeline,
             directory / f"{scenario.name}.png",
-            title=f"{scenario.name}: pods over time",
+            title=f"{scenario.name}: pods over time",  # no Hangul font for pictures here
             end=scenario.ended,
         )
         page = _scenario_page(scenario, results.get(scenario.name, ()))
         written += [picture, *_write(directory, scenario.name, scenario.name, page)]
-    title = "probelab lab report"
+    title = _("probelab lab report")
     written += _write(directory, INDEX, title, _index_page(records, results))
     return written
 
@@ -150,11 +151,24 @@ class Code:
 Block = Heading | Paragraph | Table | Code
 
 
+# How outcomes read on a page; the keys stay pytest's words.
+OUTCOME_LABELS = {
+    "failed": N_("failed"),
+    "error": N_("error"),
+    "passed": N_("passed"),
+    "skipped": N_("skipped"),
+}
+
+
+def _outcome(outcome: str) -> str:
+    return _(OUTCOME_LABELS[outcome]) if outcome in OUTCOME_LABELS else outcome
+
+
 def _tally(tests: Sequence[Outcome]) -> str:
     if not tests:
-        return "no tests ran"
+        return _("no tests ran")
     counts = {o: sum(t.outcome == o for t in tests) for o in OUTCOME_ORDER}
-    return ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    return ", ".join(f"{n} {_outcome(o)}" for o, n in counts.items() if n)
 
 
 def _scenario_page(scenario: ScenarioRecord, tests: Sequence[Outcome]) -> list[Block]:
@@ -162,15 +176,17 @@ def _scenario_page(scenario: ScenarioRecord, tests: Sequence[Outcome]) -> list[B
     blocks: list[Block] = [
         Paragraph(
             (
-                f"Namespace {scenario.namespace}; pods: {', '.join(pods) or 'none'}.",
-                f"Tests: {_tally(tests)}.",
-                Link("All scenarios", INDEX),
+                _("Namespace {namespace}; pods: {pods}.").format(
+                    namespace=scenario.namespace, pods=", ".join(pods) or _("none")
+                ),
+                _("Tests: {tally}.").format(tally=_tally(tests)),
+                Link(_("All scenarios"), INDEX),
             )
         ),
-        Paragraph((Image(f"{scenario.name}.png", f"{scenario.name}: pods over time"),)),
-        Heading("Tests"),
-        Table(("outcome", "test"), tuple((t.outcome, t.test) for t in tests)),
-        Heading("Pods and events (kubectl get pod -w, then events)"),
+        Paragraph((Image(f"{scenario.name}.png", _over_time(scenario.name)),)),
+        Heading(_("Tests")),
+        Table((_("outcome"), _("test")), tuple((_outcome(t.outcome), t.test) for t in tests)),
+        Heading(_("Pods and events (kubectl get pod -w, then events)")),
         Code(scenario.timeline.render(scenario.ended)),
     ]
     for pod, logs in scenario.previous_logs.items():
@@ -187,14 +203,24 @@ def _index_page(
             Link(r.name, r.name),
             r.namespace,
             _tally(results.get(r.name, ())),
-            Image(f"{r.name}.png", f"{r.name}: pods over time", width=360),
+            Image(f"{r.name}.png", _over_time(r.name), width=360),
         )
         for r in records
     )
     return [
-        Paragraph((f"{len(records)} scenarios; tests: {_tally(everything)}.",)),
-        Table(("scenario", "namespace", "tests", "pods over time"), rows),
+        Paragraph(
+            (
+                _("{count} scenarios; tests: {tally}.").format(
+                    count=len(records), tally=_tally(everything)
+                ),
+            )
+        ),
+        Table((_("scenario"), _("namespace"), _("tests"), _("pods over time")), rows),
     ]
+
+
+def _over_time(scenario: str) -> str:
+    return _("{scenario}: pods over time").format(scenario=scenario)
 
 
 def _write(directory: Path, stem: str, title: str, blocks: Sequence[Block]) -> list[Path]:
@@ -261,7 +287,8 @@ def _html_cell(cell: Cell) -> str:
 def to_html(title: str, blocks: Sequence[Block]) -> str:
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f'<html lang="{current_language()}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]

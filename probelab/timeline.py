@@ -202,10 +202,10 @@ class Timeline:
                     self._changed.wait(remaining)
                 timed_out = self._version == seen
             if timed_out:
-                raise WaitTimeout(
-                    f"{what}: not seen within {timeout:g}s{self._outage_note(began)}"
-                    f"\n\n{self.render()}"
+                seen_not = _("{what}: not seen within {timeout}s").format(
+                    what=what, timeout=f"{timeout:g}"
                 )
+                raise WaitTimeout(f"{seen_not}{self._outage_note(began)}\n\n{self.render()}")
 
     def _outage_note(self, began: datetime) -> str:
         """Why nothing was seen, when the API server was away during the wait."""

@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
+from probelab.i18n import N_, _
 from probelab.lab import PULL_SECRET
 
 SEED_NAMESPACE = "demo"
@@ -92,25 +93,31 @@ class Check:
         unread = snapshot.unreadable
         missing = [f"{kind} ({unread[kind]})" for kind in self.needs if kind in unread]
         if missing:
-            passed, evidence = False, "could not read " + "; ".join(missing)
+            passed = False
+            evidence = _("could not read {what}").format(what="; ".join(missing))
             hint = UNREADABLE_HINT
         else:
             passed, evidence = self.judge(snapshot)
             hint = self.hint
         return Result(
             id=self.id,
-            title=self.title,
+            title=shown(self.title, snapshot.namespace),
             passed=passed,
             points=self.points if passed else 0,
             max_points=self.points,
             evidence=evidence,
-            hint=None if passed else Template(hint).safe_substitute(namespace=snapshot.namespace),
+            hint=None if passed else shown(hint, snapshot.namespace),
         )
 
 
-UNREADABLE_HINT = (
+def shown(text: str, namespace: str) -> str:
+    """A title or hint as a reader sees it: translated, names and namespace filled in."""
+    return Template(_(text).format(**NAMES)).safe_substitute(namespace=namespace)
+
+
+UNREADABLE_HINT = N_(
     "give the instructor's credentials read access in $namespace: the `view` ClusterRole "
-    f"(RoleBinding) plus a Role with get on secret {PULL_SECRET} (view excludes secrets); "
+    "(RoleBinding) plus a Role with get on secret {secret} (view excludes secrets); "
     "see docs/instructors.md"
 )
 
@@ -221,7 +228,9 @@ def _seen(count: int, reason: str, message: str | None) -> str:
 
 
 def _missing_pod(snapshot: Snapshot, name: str) -> tuple[bool, str]:
-    return False, f"no pod {name} in namespace {snapshot.namespace}"
+    return False, _("no pod {name} in namespace {namespace}").format(
+        name=name, namespace=snapshot.namespace
+    )
 
 
 def _bad_restarted_by_liveness(snapshot: Snapshot) -> tuple[bool, str]:
@@ -234,8 +243,8 @@ def _bad_restarted_by_liveness(snapshot: Snapshot) -> tuple[bool, str]:
     restarts = _restarts(pod)
     evidence = [
         f"restartCount {restarts}",
-        _seen(kills, "Killing", kill_message) or "no Killing event for a failed liveness probe",
-        _seen(failures, "Unhealthy", failure_message) or "no failed liveness probe event",
+        _seen(kills, "Killing", kill_message) or _("no Killing event for a failed liveness probe"),
+        _seen(failures, "Unhealthy", failure_message) or _("no failed liveness probe event"),
     ]
     return restarts > 0 and kills > 0, "; ".join(evidence)
 
@@ -253,10 +262,12 @@ def _bad_reached_crash_loop(snapshot: Snapshot) -> tuple[bool, str]:
         _pod_events(snapshot, pod), "BackOff", "Back-off restarting failed container"
     )
     evidence = [
-        f"now waiting: CrashLoopBackOff ({' '.join(str(waiting[0].get('message', '')).split())})"
+        _("now waiting: CrashLoopBackOff ({message})").format(
+            message=" ".join(str(waiting[0].get("message", "")).split())
+        )
         if waiting
-        else "not in CrashLoopBackOff right now",
-        _seen(back_offs, "BackOff", message) or "no BackOff event",
+        else _("not in CrashLoopBackOff right now"),
+        _seen(back_offs, "BackOff", message) or _("no BackOff event"),
     ]
     return bool(waiting) or back_offs > 0, "; ".join(evidence)
 
@@ -273,8 +284,11 @@ def _ready_without_restarts(name: str) -> Callable[[Snapshot], tuple[bool, str]]
             last = (container.get("lastState") or {}).get("terminated")
             if last:
                 evidence.append(
-                    f"{container.get('name')} last ended: {last.get('reason')} "
-                    f"(exit {last.get('exitCode')})"
+                    _("{name} last ended: {reason} (exit {code})").format(
+                        name=container.get("name"),
+                        reason=last.get("reason"),
+                        code=last.get("exitCode"),
+                    )
                 )
         return ready and restarts == 0, "; ".join(evidence)
 
@@ -289,9 +303,11 @@ def _slow_has_startup_probe(snapshot: Snapshot) -> tuple[bool, str]:
     for container in (pod.get("spec") or {}).get("containers") or []:
         probe = container.get("startupProbe")
         if probe is None:
-            return False, f"container {container.get('name')} has no startupProbe"
+            return False, _("container {name} has no startupProbe").format(
+                name=container.get("name")
+            )
         described.append(f"{container.get('name')}: startupProbe {_describe_probe(probe)}")
-    return bool(described), "; ".join(described) or "no containers"
+    return bool(described), "; ".join(described) or _("no containers")
 
 
 def _describe_probe(probe: Obj) -> str:
@@ -305,22 +321,26 @@ def _describe_probe(probe: Obj) -> str:
     return (
         f"{handler} delay={probe.get('initialDelaySeconds', 0)}s "
         f"timeout={probe.get('timeoutSeconds', 1)}s period={period}s #failure={failures} "
-        f"(allows about {period * failures}s to start)"
+        + _("(allows about {seconds}s to start)").format(seconds=period * failures)
     )
 
 
 def _account_carries_secret(snapshot: Snapshot) -> tuple[bool, str]:
     if snapshot.service_account is None:
-        return False, f"no ServiceAccount {SERVICE_ACCOUNT} in {snapshot.namespace}"
+        return False, _("no ServiceAccount {account} in {namespace}").format(
+            account=SERVICE_ACCOUNT, namespace=snapshot.namespace
+        )
     names = _pull_secret_names(snapshot.service_account)
-    listed = ", ".join(names) if names else "none"
+    listed = ", ".join(names) if names else _("none")
     return PULL_SECRET in names, f"ServiceAccount {SERVICE_ACCOUNT} imagePullSecrets: {listed}"
 
 
 def _secret_has_pull_type(snapshot: Snapshot) -> tuple[bool, str]:
     secret = snapshot.pull_secret
     if secret is None:
-        return False, f"no secret {PULL_SECRET} in {snapshot.namespace}"
+        return False, _("no secret {secret} in {namespace}").format(
+            secret=PULL_SECRET, namespace=snapshot.namespace
+        )
     kind, keys = secret.get("type"), list(secret.get("dataKeys") or [])
     evidence = f"secret {PULL_SECRET}: type {kind}, keys {', '.join(keys) or 'none'}"
     return kind == PULL_SECRET_TYPE and PULL_SECRET_KEY in keys, evidence
@@ -328,7 +348,9 @@ def _secret_has_pull_type(snapshot: Snapshot) -> tuple[bool, str]:
 
 def _service_has_good_endpoint(snapshot: Snapshot) -> tuple[bool, str]:
     if snapshot.service is None:
-        return False, f"no Service {SERVICE} in {snapshot.namespace}"
+        return False, _("no Service {service} in {namespace}").format(
+            service=SERVICE, namespace=snapshot.namespace
+        )
     selector = (snapshot.service.get("spec") or {}).get("selector") or {}
     shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "none"
     endpoints = []
@@ -340,90 +362,118 @@ def _service_has_good_endpoint(snapshot: Snapshot) -> tuple[bool, str]:
             addresses = ",".join(endpoint.get("addresses") or [])
             endpoints.append(f"{addresses} ({target}, {'ready' if ready else 'not ready'})")
             passed = passed or (target == GOOD and ready)
-    listed = "; ".join(endpoints) if endpoints else "none"
+    listed = "; ".join(endpoints) if endpoints else _("none")
     return passed, f"Service {SERVICE} selector {shown}; endpoints: {listed}"
 
+
+# Titles and hints are translated when a check runs; {bad}, {good}... are NAMES below and
+# $namespace the student's namespace.
+NAMES = {
+    "bad": BAD,
+    "good": GOOD,
+    "slow": SLOW,
+    "service": SERVICE,
+    "account": SERVICE_ACCOUNT,
+    "secret": PULL_SECRET,
+    "secret_type": PULL_SECRET_TYPE,
+}
 
 RUBRIC: tuple[Check, ...] = (
     Check(
         "bad-restarted-by-liveness",
-        f"{BAD} was restarted by its liveness probe",
+        N_("{bad} was restarted by its liveness probe"),
         15,
-        "apply the seed's fastapi-liveness-bad.yaml (liveness on port 8000, the app serves "
-        "8080) and leave the pod running so kubelet kills it for failed liveness probes; "
-        "events expire after an hour (kube-apiserver --event-ttl), so if they are gone "
-        "delete and re-apply the pod",
+        N_(
+            "apply the seed's fastapi-liveness-bad.yaml (liveness on port 8000, the app serves "
+            "8080) and leave the pod running so kubelet kills it for failed liveness probes; "
+            "events expire after an hour (kube-apiserver --event-ttl), so if they are gone "
+            "delete and re-apply the pod"
+        ),
         (PODS, EVENTS),
         _bad_restarted_by_liveness,
     ),
     Check(
         "bad-crash-loop-back-off",
-        f"{BAD} reached CrashLoopBackOff",
+        N_("{bad} reached CrashLoopBackOff"),
         10,
-        f"leave {BAD} running until `kubectl -n $namespace get pod {BAD} -w` shows "
-        "CrashLoopBackOff (three or four restarts, about a minute)",
+        N_(
+            "leave {bad} running until `kubectl -n $namespace get pod {bad} -w` shows "
+            "CrashLoopBackOff (three or four restarts, about a minute)"
+        ),
         (PODS, EVENTS),
         _bad_reached_crash_loop,
     ),
     Check(
         "good-ready",
-        f"{GOOD} is Ready with 0 restarts",
+        N_("{good} is Ready with 0 restarts"),
         15,
-        "apply fastapi-liveness-good.yaml: liveness on /healthz and readiness on /ready, "
-        "both on port 8080 where the app listens; a restart means a probe aims at the "
-        "wrong port or path",
+        N_(
+            "apply fastapi-liveness-good.yaml: liveness on /healthz and readiness on /ready, "
+            "both on port 8080 where the app listens; a restart means a probe aims at the "
+            "wrong port or path"
+        ),
         (PODS,),
         _ready_without_restarts(GOOD),
     ),
     Check(
         "slow-has-startup-probe",
-        f"{SLOW} has a startupProbe",
+        N_("{slow} has a startupProbe"),
         10,
-        f"{SLOW} needs a startupProbe (httpGet /healthz on 8080, periodSeconds 2, "
-        "failureThreshold 20) so liveness waits out the 30 s boot; probes cannot be "
-        f"changed on a running pod: `kubectl -n $namespace delete pod {SLOW}` and apply "
-        "fastapi-slow-startup.yaml again",
+        N_(
+            "{slow} needs a startupProbe (httpGet /healthz on 8080, periodSeconds 2, "
+            "failureThreshold 20) so liveness waits out the 30 s boot; probes cannot be "
+            "changed on a running pod: `kubectl -n $namespace delete pod {slow}` and apply "
+            "fastapi-slow-startup.yaml again"
+        ),
         (PODS,),
         _slow_has_startup_probe,
     ),
     Check(
         "slow-ready",
-        f"{SLOW} became Ready with 0 restarts",
+        N_("{slow} became Ready with 0 restarts"),
         10,
-        f"{SLOW} must become Ready without restarts: a restart means liveness ran before "
-        "the app listened (no startupProbe, or one too short for 30 s); not Ready after "
-        "about 40 s means a probe aims at the wrong port or path",
+        N_(
+            "{slow} must become Ready without restarts: a restart means liveness ran before "
+            "the app listened (no startupProbe, or one too short for 30 s); not Ready after "
+            "about 40 s means a probe aims at the wrong port or path"
+        ),
         (PODS,),
         _ready_without_restarts(SLOW),
     ),
     Check(
         "service-account-pull-secret",
-        f"ServiceAccount {SERVICE_ACCOUNT} carries the pull secret",
+        N_("ServiceAccount {account} carries the pull secret"),
         15,
-        f"kubectl -n $namespace patch serviceaccount {SERVICE_ACCOUNT} -p "
-        f"""'{{"imagePullSecrets":[{{"name":"{PULL_SECRET}"}}]}}' """
-        "(pods created afterwards pull with it)",
+        N_(
+            "kubectl -n $namespace patch serviceaccount {account} -p "
+            """'{{"imagePullSecrets":[{{"name":"{secret}"}}]}}' """
+            "(pods created afterwards pull with it)"
+        ),
         (ACCOUNTS,),
         _account_carries_secret,
     ),
     Check(
         "pull-secret-type",
-        f"secret {PULL_SECRET} is a {PULL_SECRET_TYPE} secret",
+        N_("secret {secret} is a {secret_type} secret"),
         10,
-        f"create it with `kubectl -n $namespace create secret docker-registry "
-        f"{PULL_SECRET} --docker-server=<registry> --docker-username=AWS "
-        '--docker-password="$(aws ecr get-login-password)"`; kubelet ignores any other '
-        "type (a generic/Opaque secret does not authenticate pulls)",
+        N_(
+            "create it with `kubectl -n $namespace create secret docker-registry "
+            "{secret} --docker-server=<registry> --docker-username=AWS "
+            '--docker-password="$(aws ecr get-login-password)"`; kubelet ignores any other '
+            "type (a generic/Opaque secret does not authenticate pulls)"
+        ),
         (SECRETS,),
         _secret_has_pull_type,
     ),
     Check(
         "service-endpoint",
-        f"Service {SERVICE} has {GOOD} as a ready endpoint",
+        N_("Service {service} has {good} as a ready endpoint"),
         15,
-        "apply fastapi-svc.yaml (selector app: fastapi-good, targetPort 8080); only a "
-        f"Ready pod with that label is an endpoint: `kubectl -n $namespace get "
-        f"endpointslices -l kubernetes.io/service-name={SERVICE}`",
+        N_(
+            "apply fastapi-svc.yaml (selector app: fastapi-good, targetPort 8080); only a "
+            "Ready pod with that label is an endpoint: `kubectl -n $namespace get "
+            "endpointslices -l kubernetes.io/service-name={service}`"
+        ),
         (SERVICES, SLICES, PODS),
         _service_has_good_endpoint,
     ),

@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 from probelab import kube
 from probelab.commands import Subparsers
 from probelab.errors import ProbelabError
+from probelab.i18n import _
 from probelab.secrets import SECRETS
 from probelab.verify import DEFAULT_PASS_MARK, RUBRIC, SEED_NAMESPACE, Grade, Student, verify
 
@@ -118,10 +119,10 @@ def as_text(grades: Sequence[Grade], pass_mark: int) -> str:
         who = f"{grade.student.context} / {grade.student.namespace}"
         lines.append(
             f"{who}: {grade.score}/{grade.total} {_verdict(grade, pass_mark)} "
-            f"(pass mark {pass_mark})"
+            + _("(pass mark {mark})").format(mark=pass_mark)
         )
         if grade.error is not None:
-            lines.append(f"  error: {grade.error}")
+            lines.append("  " + _("error: {error}").format(error=grade.error))
         for result in grade.results:
             mark = "PASS" if result.passed else "FAIL"
             lines.append(
@@ -129,7 +130,7 @@ def as_text(grades: Sequence[Grade], pass_mark: int) -> str:
             )
             lines.append(f"         {result.evidence}")
             if result.hint:
-                lines.append(f"         hint: {result.hint}")
+                lines.append("         " + _("hint: {hint}").format(hint=result.hint))
         lines.append("")
     if len(grades) > 1:
         rows = [("CONTEXT", "NAMESPACE", "SCORE", "RESULT")] + [

@@ -22,7 +22,7 @@ import yaml
 from probelab.cli import main
 from probelab.commands.verify import as_json, as_junit, as_text, parse_contexts_file
 from probelab.errors import ProbelabError
-from probelab.verify import RUBRIC, Grade, Result, Snapshot, Student, grade
+from probelab.verify import RUBRIC, Grade, Result, Snapshot, Student, grade, shown
 
 NS = "demo"
 BAD_UID, GOOD_UID, SLOW_UID = "uid-bad", "uid-good", "uid-slow"
@@ -215,7 +215,7 @@ def test_a_broken_item_fails_its_check_with_evidence_and_hint(case: str) -> None
     snapshot = make()
     assert failing(snapshot) == expected
     graded = results(snapshot)
-    hints = {check.id: check.hint.replace("$namespace", NS) for check in RUBRIC}
+    hints = {check.id: shown(check.hint, NS) for check in RUBRIC}
     for check in expected:
         assert graded[check].points == 0
         assert graded[check].hint == hints[check]
