@@ -9,7 +9,7 @@ from the host, since that traffic is delivered locally, not forwarded.
 
 probelab creates the network itself when it is missing (kind then uses it as it finds it),
 so the guard is in place before the first node starts; both go when the cluster probelab
-created is deleted.
+created is deleted, unless another cluster's containers are still on the network.
 """
 
 import contextlib
@@ -74,8 +74,22 @@ class KindNetworkGuard:
     def installed(self) -> bool:
         return chains_present([CHAIN])
 
+    def in_use(self) -> bool:
+        """Containers (another cluster's nodes, a registry) are still on the network."""
+        try:
+            found = self.engine.networks.get(self.name)
+        except docker.errors.NotFound:
+            return False
+        return bool(found.attrs.get("Containers"))
+
     def remove(self, *, network: bool) -> None:
-        """Remove the guard, and the network too when `network` (one probelab created)."""
+        """Remove the guard, and the network too when `network` (one probelab created).
+
+        Both stay while other containers are on the network: another cluster shares it and
+        must stay guarded.
+        """
+        if self.in_use():
+            return
         remove_chains({CHAIN: "FORWARD"})
         if not network:
             return

@@ -374,3 +374,12 @@ def test_split_push_and_pull_names_are_refused() -> None:
     hosting = LocalRegistryHosting(host="localhost:5001", host_from_container_runtime="reg:5000")
     with pytest.raises(ProbelabError, match="must be the same"):
         documented_registry(hosting)
+
+
+def test_a_node_made_here_before_1_35_checks_pulled_images_against_secrets() -> None:
+    older = NodeImage("n:1", ComponentVersions("v1.34.4", "v3.6.5", "v1.12.1"))
+    kubelet = yaml.safe_load(yaml.safe_load(cluster_config(older))["kubeadmConfigPatches"][0])
+    assert kubelet["featureGates"] == {"KubeletEnsureSecretPulledImages": True}
+    current = NodeImage("n:1", ComponentVersions("v1.35.4", "v3.6.6", "v1.13.1"))
+    kubelet = yaml.safe_load(yaml.safe_load(cluster_config(current))["kubeadmConfigPatches"][0])
+    assert "featureGates" not in kubelet
