@@ -2,7 +2,7 @@
 
     sudo DOCKER_HOST=unix:///run/probelab-kind/docker.sock \\
         .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--cold-repeat 2] \\
-        [--lab-repeat 2] [--no-labs]
+        [--lab-repeat 2] [--phases images,create,labs]
 
 - image, cold: the node's Debian root (debootstrap), its base image and the node image made
   again; the Go builds are the local cluster's and stay cached (they are its cost);
@@ -20,6 +20,7 @@ Raw timings go to benchmarks/data/kind_node-<UTC time>.json; exit 1 when a goal 
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def _lab(cluster: str) -> float:
 
 
 def labs(repeat: int) -> dict[str, list[float]]:
+    os.environ["PROBELAB_KIND_NODE_IMAGE"] = kind.BUILD_HERE  # for the pytest runs too
     handle, teardown = kind.bring_up()  # created once and kept across the runs
     try:
         on_kind = [_lab("kind") for _ in range(repeat)]
@@ -120,26 +122,39 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cold-repeat", type=int, default=2, help="debootstrap each time")
     parser.add_argument("--lab-repeat", type=int, default=2)
-    parser.add_argument("--no-labs", action="store_true")
+    parser.add_argument("--phases", default="images,create,labs", help="comma-separated")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "benchmarks" / "data" / f"kind_node-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     data: dict[str, object] = {"kubernetes": DEFAULT_KUBERNETES, "goals": GOALS}
-    images = image_builds(args.repeat, args.cold_repeat)
-    create = creations(args.repeat)
-    data.update(image_build_s=images, create_ready_s=create)
     missed = []
-    if max(images["warm"]) > GOALS["warm_lookup_s"]:
-        missed.append("warm lookup")
-    if max(create) > GOALS["create_ready_s"]:
-        missed.append("create to Ready")
-    print(f"| node image, cold (debootstrap included) | {_spread(images['cold'])} |")
-    print(f"| node image, root and base cached | {_spread(images['parts_cached'])} |")
-    print(f"| node image, warm (lookup) | {_spread(images['warm'])} |")
-    print(f"| `kind create cluster` to Ready | {_spread(create)} |")
-    if not args.no_labs:
+
+    def keep() -> None:  # after every phase, so a failure later loses nothing
+        out.write_text(json.dumps(data, indent=2) + "\n")
+
+    if "images" in phases:
+        images = image_builds(args.repeat, args.cold_repeat)
+        data["image_build_s"] = images
+        keep()
+        if max(images["warm"]) > GOALS["warm_lookup_s"]:
+            missed.append("warm lookup")
+        print(f"| node image, cold (debootstrap included) | {_spread(images['cold'])} |")
+        print(f"| node image, root and base cached | {_spread(images['parts_cached'])} |")
+        print(f"| node image, warm (lookup) | {_spread(images['warm'])} |")
+    if "create" in phases:
+        create = creations(args.repeat)
+        data["create_ready_s"] = create
+        keep()
+        if max(create) > GOALS["create_ready_s"]:
+            missed.append("create to Ready")
+        print(f"| `kind create cluster` to Ready | {_spread(create)} |")
+    if "labs" in phases:
         lab = labs(args.lab_repeat)
-        data["lab_wall_s"] = lab
         ratio = statistics.median(lab["kind"]) / statistics.median(lab["local"])
-        data["lab_kind_over_local"] = ratio
+        data.update(lab_wall_s=lab, lab_kind_over_local=ratio)
+        keep()
         print(f"| lab on kind | {_spread(lab['kind'])} |")
         print(f"| lab on the local cluster | {_spread(lab['local'])} |")
         print(
@@ -147,10 +162,6 @@ def main() -> int:
         )
         if ratio > GOALS["lab_kind_over_local"]:
             missed.append("lab kind/local")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / "benchmarks" / "data" / f"kind_node-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n")
     print(f"\nraw data: {out.relative_to(ROOT)}")
     if missed:
         print(f"missed: {', '.join(missed)}")
