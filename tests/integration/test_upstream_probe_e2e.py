@@ -4,16 +4,25 @@ leaves no namespace behind."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from probelab import kube
 from probelab.clusters.base import ClusterHandle
 from probelab.conformance import summary
 from probelab.conformance.local import run_on_local
-from probelab.conformance.suite import FRAMEWORK_LABEL, SuiteOutcome
+from probelab.conformance.suite import (
+    FRAMEWORK_LABEL,
+    NAMESPACE_DELETE_TIMEOUT,
+    STOP_GRACE_SECONDS,
+    SuiteOutcome,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -31,6 +40,9 @@ FAST_SUBSET = (
 FAST_TIMEOUT = 240.0
 # A suite deadline shorter than any restarting spec's own wait.
 SHORT_TIMEOUT = 45.0
+# From `conformance run` with everything built to the suite's first namespace: ginkgo's
+# start and the suite's setup take about 15 s here.
+SUITE_START_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +113,37 @@ def test_a_missing_image_and_a_timed_out_spec_are_named_and_cleaned_up(
         ns.metadata.name for ns in client.CoreV1Api(kube_api).list_namespace().items if ns.metadata
     }
     assert not existing & set(outcome.made_namespaces)
+
+
+def test_ctrl_c_cleans_up_every_namespace_the_suite_made(
+    local: None, tmp_path: Path, kube_api: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    before = {ns.metadata.name for ns in core.list_namespace().items if ns.metadata}
+    run = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("probelab")),
+            "conformance",
+            "run",
+            "--report-dir",
+            str(tmp_path),
+            "--focus",
+            FAST_SUBSET[1],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        made = kube.watch_until(
+            core.list_namespace,
+            lambda ns: ns.metadata.name if ns.metadata.name not in before else None,
+            timeout=SUITE_START_TIMEOUT,
+            what="the suite's first namespace",
+            label_selector=FRAMEWORK_LABEL,
+        )
+    finally:
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=STOP_GRACE_SECONDS + NAMESPACE_DELETE_TIMEOUT)
+    assert run.returncode == 130, output.decode()
+    left = {ns.metadata.name for ns in core.list_namespace().items if ns.metadata}
+    assert made not in left, output.decode()
