@@ -42,7 +42,7 @@ retry_transient = tenacity.retry(
 )
 
 
-# Each scenario keeps two watches open while tests make their own calls.
+# Each scenario keeps three watches open while tests make their own calls.
 CONNECTION_POOL_SIZE = 64
 
 

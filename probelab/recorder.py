@@ -1,6 +1,6 @@
-"""Feed a Timeline from watches of the pods and events in one namespace.
+"""Feed a Timeline from watches of the pods, events and EndpointSlices in one namespace.
 
-Two background threads, one per resource, each list once and then watch from the list's
+Three background threads, one per resource, each list once and then watch from the list's
 resourceVersion, as `kubectl get -w` does. A watch the server ends is resumed from the
 last version seen; one that has expired (410 Gone) starts again from a new list, and the
 timeline drops the duplicates a relist brings. The recorder starts before anything is
@@ -29,14 +29,15 @@ RELIST_PAUSE_SECONDS = 1.0
 
 
 class Recorder:
-    """Records pods and events of `namespace` into `timeline` until stopped."""
+    """Records pods, events and EndpointSlices of `namespace` into `timeline` until stopped."""
 
     def __init__(self, api: client.ApiClient, namespace: str, timeline: Timeline) -> None:
         self.namespace = namespace
         self.timeline = timeline
         self._core = client.CoreV1Api(api)
+        discovery = client.DiscoveryV1Api(api)
         self._stopping = threading.Event()
-        self._ready = threading.Barrier(3)
+        self._ready = threading.Barrier(4)
         self._threads = [
             threading.Thread(
                 target=self._follow,
@@ -50,21 +51,27 @@ class Recorder:
                 name=f"probelab-events-{namespace}",
                 daemon=True,
             ),
+            threading.Thread(
+                target=self._follow,
+                args=(discovery.list_namespaced_endpoint_slice, self._add_slice),
+                name=f"probelab-endpoints-{namespace}",
+                daemon=True,
+            ),
         ]
 
     def start(self) -> "Recorder":
-        """Start both watches; returns once each has made its first list."""
+        """Start the watches; returns once each has made its first list."""
         for thread in self._threads:
             thread.start()
         self._ready.wait(timeout=60)
         return self
 
     def stop(self) -> None:
-        """Ask both watches to end; they do within one watch window."""
+        """Ask the watches to end; they do within one watch window."""
         self._stopping.set()
 
     def join(self) -> None:
-        """Wait for both watches to have ended (after `stop`)."""
+        """Wait for the watches to have ended (after `stop`)."""
         for thread in self._threads:
             thread.join(timeout=WATCH_WINDOW_SECONDS + 5)
 
@@ -74,6 +81,10 @@ class Recorder:
     def _add_event(self, kind: str, event: client.CoreV1Event) -> None:
         if kind != "DELETED":
             self.timeline.add_event(event)
+
+    def _add_slice(self, kind: str, slice_: client.V1EndpointSlice) -> None:
+        if kind != "DELETED":
+            self.timeline.add_slice(slice_)
 
     def _follow(self, list_func: Callable[..., Any], add: Callable[[str, Any], None]) -> None:
         follow(

@@ -18,8 +18,6 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from probelab import kube
-from probelab.errors import WaitTimeout
 from probelab.i18n import _
 from probelab.lab import Lab
 from probelab.model.app import app_for
@@ -272,27 +270,14 @@ class ServiceHandle:
 
     def _listed(self, pod: PodHandle, *, ready: bool) -> None:
         ip = pod.ip()
-
-        def check(slice_: client.V1EndpointSlice) -> bool:
-            return any(
-                ip in (e.addresses or []) and bool(e.conditions and e.conditions.ready) == ready
-                for e in slice_.endpoints or []
-            )
-
         state = _("ready") if ready else _("not-ready")
-        try:
-            kube.watch_until(
-                client.DiscoveryV1Api(self.lab.api).list_namespaced_endpoint_slice,
-                check,
-                timeout=ENDPOINT_LAG,
-                what=_("{pod} ({ip}) to be a {state} endpoint of {service}").format(
-                    pod=pod.name, ip=ip, state=state, service=self.name
-                ),
-                namespace=self.lab.namespace,
-                label_selector=f"kubernetes.io/service-name={self.name}",
-            )
-        except WaitTimeout as error:
-            raise WaitTimeout(f"{error}\n\n{self.lab.timeline.render()}") from None
+        self.lab.wait(
+            lambda t: next((s for s in t.slices(self.name) if s.lists(ip, ready=ready)), None),
+            timeout=ENDPOINT_LAG,
+            what=_("{pod} ({ip}) to be a {state} endpoint of {service}").format(
+                pod=pod.name, ip=ip, state=state, service=self.name
+            ),
+        )
 
 
 ENDPOINT_LAG = 10.0

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from kubernetes.client import CoreV1Event, V1ContainerStatus, V1ObjectMeta, V1Pod, V1PodStatus
+from kubernetes.client import (
+    CoreV1Event,
+    V1ContainerStatus,
+    V1EndpointSlice,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodStatus,
+)
 
 from probelab.errors import WaitTimeout
 from probelab.i18n import _
@@ -88,8 +95,20 @@ class EventObservation:
     kind: str = "Pod"  # involvedObject.kind
 
 
+@dataclass(frozen=True)
+class EndpointObservation:
+    """One EndpointSlice as a watch delivered it: which addresses its Service sends to."""
+
+    at: datetime
+    service: str
+    endpoints: tuple[tuple[str, bool], ...]  # (address, ready)
+
+    def lists(self, address: str, *, ready: bool) -> bool:
+        return (address, ready) in self.endpoints
+
+
 class Timeline:
-    """Append-only, thread-safe record of one namespace's pods and events."""
+    """Append-only, thread-safe record of one namespace's pods, events and endpoints."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -99,6 +118,7 @@ class Timeline:
         self._event_keys: set[tuple[object, ...]] = set()
         # When the watches could not reach the API server: (since, until or None while open).
         self._outages: list[tuple[datetime, datetime | None]] = []
+        self._slices: list[EndpointObservation] = []
 
     def add_pod(
         self, pod: V1Pod, *, deleted: bool = False, at: datetime | None = None
@@ -143,6 +163,27 @@ class Timeline:
             self._version += 1
             self._changed.notify_all()
         return observation
+
+    def add_slice(self, slice_: V1EndpointSlice) -> EndpointObservation:
+        """Record an EndpointSlice (the Service it belongs to, its addresses and readiness)."""
+        labels = (slice_.metadata.labels if slice_.metadata else None) or {}
+        endpoints = tuple(
+            (address, bool(e.conditions and e.conditions.ready))
+            for e in slice_.endpoints or []
+            for address in e.addresses or []
+        )
+        observation = EndpointObservation(
+            datetime.now(UTC), str(labels.get("kubernetes.io/service-name", "")), endpoints
+        )
+        with self._changed:
+            self._slices.append(observation)
+            self._version += 1
+            self._changed.notify_all()
+        return observation
+
+    def slices(self, service: str) -> list[EndpointObservation]:
+        with self._changed:
+            return [s for s in self._slices if s.service == service]
 
     def pods(self, name: str | None = None) -> list[PodObservation]:
         with self._changed:
@@ -223,6 +264,17 @@ class Timeline:
         with self._changed:
             pods = list(self._pods)
             events = sorted(self._events, key=lambda e: e.at)  # stable: ties keep arrival order
+            slices = list(self._slices)
+        endpoints = (
+            "\n\n"
+            + _table(
+                ("AGE", "SERVICE", "ENDPOINTS (ready)"),
+                [(_age(now - s.at), s.service, _endpoints_text(s)) for s in slices],
+                "endpoint slices",
+            )
+            if slices
+            else ""
+        )
         return (
             _table(("NAME", "READY", "STATUS", "RESTARTS", "AGE"), _pod_rows(pods), "pods")
             + "\n\n"
@@ -240,7 +292,16 @@ class Timeline:
                 ],
                 "events",
             )
+            + endpoints
         )
+
+
+def _endpoints_text(observation: EndpointObservation) -> str:
+    shown = [
+        f"{address} ({'ready' if ready else 'not ready'})"
+        for address, ready in observation.endpoints
+    ]
+    return ", ".join(shown) or "<none>"
 
 
 def _aware(moment: datetime) -> datetime:

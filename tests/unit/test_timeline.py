@@ -313,3 +313,22 @@ def test_render_matches_kubectl_get_pod_watch_and_events() -> None:
 
 def test_render_of_an_empty_timeline_says_so() -> None:
     assert Timeline().render(now=T0) == "(no pods seen)\n\n(no events seen)"
+
+
+def test_endpoint_slices_are_recorded_and_shown() -> None:
+    from kubernetes.client import V1Endpoint, V1EndpointConditions, V1EndpointSlice, V1ObjectMeta
+
+    timeline = Timeline()
+    slice_ = V1EndpointSlice(
+        address_type="IPv4",
+        metadata=V1ObjectMeta(name="svc-abc", labels={"kubernetes.io/service-name": "svc"}),
+        endpoints=[
+            V1Endpoint(addresses=["10.244.0.7"], conditions=V1EndpointConditions(ready=True)),
+            V1Endpoint(addresses=["10.244.0.8"], conditions=V1EndpointConditions(ready=False)),
+        ],
+    )
+    timeline.add_slice(slice_)
+    (seen,) = timeline.slices("svc")
+    assert seen.lists("10.244.0.7", ready=True) and seen.lists("10.244.0.8", ready=False)
+    assert not seen.lists("10.244.0.8", ready=True) and timeline.slices("other") == []
+    assert "10.244.0.8 (not ready)" in timeline.render()
