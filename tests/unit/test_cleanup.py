@@ -241,3 +241,17 @@ def test_failed_up_on_a_running_cluster_stops_only_what_it_started(
     finally:
         local.supervisor.stop("etcd")
         local.supervisor.stop("kube-scheduler")
+
+
+def test_an_unchanged_component_config_is_not_rewritten(tmp_path: Path) -> None:
+    """kube-proxy exits when its config file is written, even by an idempotent `up`."""
+    from probelab.clusters.local.components import _write
+
+    path = _write(tmp_path / "kube-proxy.yaml", "mode: iptables\n")
+    before = path.stat().st_mtime_ns
+    path.chmod(0o400)  # a rewrite would now fail for a non-root user, and change mtime
+    _write(path, "mode: iptables\n")
+    assert path.stat().st_mtime_ns == before
+    path.chmod(0o600)
+    _write(path, "mode: nftables\n")
+    assert path.read_text() == "mode: nftables\n"

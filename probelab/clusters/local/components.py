@@ -81,8 +81,12 @@ def docker_pings(socket: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> Path:
+    """Write a component's config, leaving an unchanged one untouched: kube-proxy exits
+    when its config file is written ("configuration file was updated"), so `up` on a
+    running cluster must not rewrite what a healthy component reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     return path
 
 
