@@ -31,6 +31,9 @@ PULL_SECRET = "ecr-regcred"  # the seed's name for it
 # once here: a pod reaching its first container start (scheduling, image pull, sandbox).
 # Everything after that first start takes its deadline from the kubelet model.
 POD_START_ALLOWANCE = 60.0
+START_SECOND = 1.0
+"""The API keeps a container's StartedAt to the second: the true start may be up to this
+much later than the time every deadline counts from."""
 SCENARIO_LABEL = "probelab.dev/scenario"
 
 
@@ -178,9 +181,21 @@ class Lab:
     def wait_from_start(
         self, pod: str, check: Callable[[Timeline], T | None], *, budget: float, what: str
     ) -> T:
-        """Wait for `check`, allowing `budget` seconds counted from the pod's first start."""
+        """Wait for `check`, allowing `budget` seconds counted from the pod's first start.
+        What is seen already counts too, but only if it was seen in time: a check that
+        first holds after its deadline fails even when the test looks late."""
         started = self.container_started(pod)
-        return self.wait(check, timeout=_seconds_left(started, budget), what=what)
+        budget += START_SECOND
+        found = self.wait(check, timeout=_seconds_left(started, budget), what=what)
+        at = getattr(found, "at", None)
+        if isinstance(at, datetime) and (late := (at - started).total_seconds()) > budget:
+            message = _("{what}: seen only {late:.1f}s after the first start, past {budget:.1f}s")
+            raise WaitTimeout(
+                message.format(what=what, late=late, budget=budget)
+                + "\n\n"
+                + self.timeline.render()
+            )
+        return found
 
     def assert_never(
         self, pod: str, violation: Callable[[Timeline], T | None], *, budget: float, what: str

@@ -51,6 +51,9 @@ def register(commands: Subparsers) -> None:
     app.add_argument("--ignores-sigterm", action="store_true", help="only SIGKILL stops it")
     app.add_argument("--exits-after", type=float, help="the process ends by itself then")
     app.add_argument("--exec-fails", action="store_true", help="exec probe commands fail")
+    app.add_argument(
+        "--grpc-serving", action="store_true", help="it answers gRPC health checks with SERVING"
+    )
     app.add_argument("--dependency-down", action="store_true", help="readiness' dependency")
     node = parser.add_argument_group("the node")
     node.add_argument(
@@ -113,6 +116,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         fields["exits_after"] = args.exits_after
     if args.exec_fails:
         fields["exec_ok"] = False
+    if args.grpc_serving:
+        fields["grpc_ok"] = True
     if args.dependency_down:
         fields["ready_ok"] = False
     return fields
@@ -125,7 +130,7 @@ def _port(text: str) -> int:
 
 
 def _path_status(item: str) -> tuple[str, int]:
-    path, _, status = item.partition("=")
+    path, _, status = item.rpartition("=")  # a path may carry a query with its own "="
     if not path.startswith("/") or not status.isdigit() or not 100 <= int(status) <= 599:
         raise ProbelabError(f"--serves takes PATH=STATUS like /healthz=200, got {item!r}")
     return path, int(status)
