@@ -44,6 +44,11 @@ class Scenario:
     name: str
     manifests: tuple[str, ...]
     pull_secret: bool = True
+    always_pull: bool = False
+    """The lab image's containers get imagePullPolicy Always: a node that already holds the
+    image (other scenarios pulled it) still asks the registry, as a student's fresh node
+    must. Kubelets before 1.35 (gate KubeletEnsureSecretPulledImages off) would otherwise
+    start a cached image without any credentials."""
 
 
 def namespace_name(prefix: str, scenario: str) -> str:
@@ -109,7 +114,15 @@ class Lab:
 
     def manifest(self, name: str) -> list[dict[str, Any]]:
         """The manifest as it is applied: this namespace, the pushed image."""
-        return load_manifest(self.manifest_path(name), image=self.image, namespace=self.namespace)
+        objects = load_manifest(
+            self.manifest_path(name), image=self.image, namespace=self.namespace
+        )
+        if self.scenario.always_pull:
+            for obj in objects:
+                for container in (obj.get("spec") or {}).get("containers") or []:
+                    if container.get("image") == self.image:
+                        container["imagePullPolicy"] = "Always"
+        return objects
 
     def manifest_path(self, name: str) -> Path:
         """The file `name` stands for in this run: the student's copy, else the shipped one."""
