@@ -96,25 +96,30 @@ def creations(repeat: int) -> list[float]:
     return seconds
 
 
-def _lab(cluster: str) -> float:
+def _lab(cluster: str, outcomes: list[float]) -> float:
+    """The lab's wall time; its exit status goes to `outcomes` (a failed test still timed)."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "labs"]
     command += [f"--cluster={cluster}", "--keep-cluster"]
     if cluster == "local":
         command = ["flock", "-o", "-s", str(CLUSTER_LOCK), *command]
     start = time.monotonic()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, check=False, cwd=ROOT, stdout=subprocess.DEVNULL)
+    outcomes.append(done.returncode)
     return time.monotonic() - start
 
 
 def labs(repeat: int) -> dict[str, list[float]]:
     os.environ["PROBELAB_KIND_NODE_IMAGE"] = kind.BUILD_HERE  # for the pytest runs too
     handle, teardown = kind.bring_up()  # created once and kept across the runs
+    kind_exits: list[float] = []
+    local_exits: list[float] = []
     try:
-        on_kind = [_lab("kind") for _ in range(repeat)]
+        on_kind = [_lab("kind", kind_exits) for _ in range(repeat)]
     finally:
         if handle.owned:
             teardown()
-    return {"kind": on_kind, "local": [_lab("local") for _ in range(repeat)]}
+    on_local = [_lab("local", local_exits) for _ in range(repeat)]
+    return {"kind": on_kind, "local": on_local, "kind_exit": kind_exits, "local_exit": local_exits}
 
 
 def main() -> int:
@@ -152,6 +157,7 @@ def main() -> int:
         print(f"| `kind create cluster` to Ready | {_spread(create)} |")
     if "labs" in phases:
         lab = labs(args.lab_repeat)
+        print(f"lab exit statuses: kind {lab['kind_exit']}, local {lab['local_exit']}")
         ratio = statistics.median(lab["kind"]) / statistics.median(lab["local"])
         data.update(lab_wall_s=lab, lab_kind_over_local=ratio)
         keep()
