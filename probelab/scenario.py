@@ -21,6 +21,7 @@ from kubernetes import client
 from probelab.i18n import _
 from probelab.lab import Lab
 from probelab.model.app import app_for
+from probelab.model.errors import ModelError
 from probelab.model.pods import PodUnderTest
 from probelab.model.simulate import AppFor
 from probelab.model.waits import (
@@ -101,9 +102,17 @@ class PodHandle:
 
     # what the model says
     def forecast(self, moment: Moment, *, what: str, pod: PodUnderTest | None = None) -> Forecast:
-        return forecast(
-            pod or self.model, moment, apps=self.apps, kubelet=self.lab.kubelet, what=what
-        )
+        """The model's deadline; a spec with which kubelet can never get there (a student's
+        readiness probe on the wrong port) fails the check at once, saying so."""
+        try:
+            return forecast(
+                pod or self.model, moment, apps=self.apps, kubelet=self.lab.kubelet, what=what
+            )
+        except ModelError as error:
+            message = _("{what}: with this pod's spec kubelet never gets there ({why})")
+            raise AssertionError(
+                message.format(what=what, why=error) + "\n\n" + self.lab.timeline.render()
+            ) from None
 
     def _wait(self, check: Callable[[Timeline], T | None], moment: Moment, what: str,
               pod: PodUnderTest | None = None) -> T:  # fmt: skip
