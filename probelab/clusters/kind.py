@@ -67,16 +67,7 @@ REGISTRY_PATCH = """\
 # longer than any of its deadlines allows.
 KUBELET_PATCH = "kind: KubeletConfiguration\nfailCgroupV1: false\nserializeImagePulls: false\n"
 
-# The lab's first step needs kubelet to check a secret-less pod's right to an image that is
-# already on the node (another scenario pulled it): on by default from 1.35, alpha before.
-# A node made here for an older release gets the gate; kind's own images are 1.35+ in CI.
-SECRET_PULLED_IMAGES_DEFAULT_MINOR = 35
-
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-def _minor(version: str) -> int:
-    return int(version.lstrip("v").split(".")[1])
 
 
 def kind_binary(cache: Path | None = None) -> str:
@@ -112,10 +103,7 @@ def cluster_config(built: NodeImage | None = None) -> str:
             "etcd": {"local": {"imageRepository": OWN_REPOSITORY, "imageTag": versions.etcd}},
             "dns": {"imageRepository": OWN_REPOSITORY, "imageTag": versions.coredns},
         }
-        kubelet = KUBELET_PATCH
-        if _minor(versions.kubernetes) < SECRET_PULLED_IMAGES_DEFAULT_MINOR:
-            kubelet += "featureGates:\n  KubeletEnsureSecretPulledImages: true\n"
-        document["kubeadmConfigPatches"] = [kubelet, yaml.safe_dump(images)]
+        document["kubeadmConfigPatches"] = [KUBELET_PATCH, yaml.safe_dump(images)]
         document["networking"] = {"disableDefaultCNI": True, "podSubnet": POD_SUBNET}
     return yaml.safe_dump(document, sort_keys=False)
 

@@ -376,10 +376,9 @@ def test_split_push_and_pull_names_are_refused() -> None:
         documented_registry(hosting)
 
 
-def test_a_node_made_here_before_1_35_checks_pulled_images_against_secrets() -> None:
-    older = NodeImage("n:1", ComponentVersions("v1.34.4", "v3.6.5", "v1.12.1"))
-    kubelet = yaml.safe_load(yaml.safe_load(cluster_config(older))["kubeadmConfigPatches"][0])
-    assert kubelet["featureGates"] == {"KubeletEnsureSecretPulledImages": True}
-    current = NodeImage("n:1", ComponentVersions("v1.35.4", "v3.6.6", "v1.13.1"))
-    kubelet = yaml.safe_load(yaml.safe_load(cluster_config(current))["kubeadmConfigPatches"][0])
-    assert "featureGates" not in kubelet
+def test_a_node_made_here_keeps_its_releases_feature_gates() -> None:
+    """Like a real node of that release: the image-pull lab asks the registry itself."""
+    for versions in (("v1.34.4", "v3.6.5", "v1.12.1"), ("v1.35.4", "v3.6.6", "v1.13.1")):
+        node = NodeImage("n:1", ComponentVersions(*versions))
+        patch = yaml.safe_load(cluster_config(node))["kubeadmConfigPatches"][0]
+        assert "featureGates" not in yaml.safe_load(patch)
