@@ -33,10 +33,10 @@ from pathlib import Path
 from kubernetes import client
 
 from probelab import kube
-from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
-from probelab.images import build_and_push, docker_client
+from probelab.errors import ProbelabError
 from probelab.lab import Lab, Scenario, namespace_name
+from probelab.local_target import local_target
 from probelab.model.node import Node
 from probelab.observe import pod_object
 from probelab.predict import read_pods
@@ -153,16 +153,13 @@ def main() -> int:
     if not 1 <= args.runs <= 20 or not 10 <= args.seconds <= 600:
         print("calibrate_node: --runs must be 1-20 and --seconds 10-600", file=sys.stderr)
         return 2
-    local = LocalCluster()
-    if not local.is_up():
-        print("calibrate_node: the local cluster is not up: probelab cluster up", file=sys.stderr)
-        return 2
-    handle = local.handle(owned=False)
-    assert handle.registry is not None
-    image = build_and_push(docker_client(handle.docker_host), ROOT / "app", handle.registry)
-    api = kube.api_client(handle.kubeconfig, handle.context)
+    try:
+        target = local_target(ROOT / "app")
+    except ProbelabError as error:
+        print(f"calibrate_node: {error}", file=sys.stderr)
+        return error.exit_code
     runs = [
-        one_run(api, image, handle.registry, local.runtime_log, args.seconds)
+        one_run(target.api, target.image, target.registry, target.cluster.runtime_log, args.seconds)
         for _ in range(args.runs)
     ]
     node = Node()

@@ -36,7 +36,7 @@ from probelab import kube
 from probelab.clusters.local import releases
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.errors import ProbelabError
-from probelab.images import build_and_push, docker_client
+from probelab.local_target import local_target
 from probelab.model.app import app_for
 from probelab.model.odds import sample_pod
 from probelab.model.pods import PodUnderTest
@@ -283,16 +283,11 @@ def main() -> int:
         request = releases.requested(args.kubernetes_version)
         if request is not None:
             local.up(request)
+        target = local_target(ROOT / "app")
     except ProbelabError as error:
         print(f"predict_accuracy: {error}", file=sys.stderr)
         return error.exit_code
-    if not local.is_up():
-        print("the local cluster is not up: probelab cluster up", file=sys.stderr)
-        return 2
-    handle = local.handle(owned=False)
-    assert handle.registry is not None
-    image = build_and_push(docker_client(handle.docker_host), ROOT / "app", handle.registry)
-    api = kube.api_client(handle.kubeconfig, handle.context)
+    api, image, registry = target.api, target.image, target.registry
     kubelet = Kubelet.parse(kube.kubelet_version(api))
     print(
         f"server: Kubernetes {kube.check_reachable(api)}, model rules {kubelet.label}\n", flush=True
@@ -305,9 +300,9 @@ def main() -> int:
             case.path,
             duration=case.duration,
             image=image,
-            registry=handle.registry,  # type: ignore[arg-type]
+            registry=registry,
             namespace_prefix="probelab-accuracy",
-            runtime_log=local.runtime_log,
+            runtime_log=target.cluster.runtime_log,
         )
         points = []
         for pod, seen_pod in zip(read_pods(case.path), seen.pods, strict=True):

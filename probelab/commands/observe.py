@@ -3,12 +3,9 @@
 import argparse
 from pathlib import Path
 
-from probelab import kube
-from probelab.clusters.local.cluster import LocalCluster
 from probelab.commands import Subparsers
 from probelab.commands.predict import add_output_options
-from probelab.errors import ProbelabError
-from probelab.images import build_and_push, docker_client
+from probelab.local_target import local_target
 from probelab.observe import observe
 from probelab.predict import checked_duration, read_pods
 from probelab.validation import check_manifest
@@ -42,28 +39,18 @@ def _run(args: argparse.Namespace) -> int:
     check_manifest(args.manifest)  # bad input fails here, before any build
     read_pods(args.manifest)
     checked_duration(args.duration)
-    local = LocalCluster()
-    if not local.is_up():
-        raise ProbelabError("the local cluster is not up; start it with `probelab cluster up`")
-    handle = local.handle(owned=False)
-    assert handle.registry is not None  # the local cluster always has one
-    engine = docker_client(handle.docker_host)
-    try:
-        image = build_and_push(engine, args.app_dir, handle.registry)
-    finally:
-        engine.close()
-    api = kube.api_client(handle.kubeconfig, handle.context)
+    target = local_target(args.app_dir)
     try:
         result = observe(
-            api,
+            target.api,
             args.manifest,
             duration=args.duration,
-            image=image,
-            registry=handle.registry,
+            image=target.image,
+            registry=target.registry,
             namespace_prefix=args.namespace_prefix,
-            runtime_log=local.runtime_log,
+            runtime_log=target.cluster.runtime_log,
         )
     finally:
-        api.close()
+        target.api.close()
     print(result.render(args.format))
     return 0

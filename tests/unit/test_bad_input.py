@@ -176,10 +176,10 @@ def test_bad_option(
     """Checked before anything runs: `observe` would build an image and use the cluster."""
     from probelab.commands import observe
 
-    def no_cluster() -> None:
+    def no_cluster(app_dir: Path) -> None:
         raise AssertionError("reached the cluster before checking its options")
 
-    monkeypatch.setattr(observe, "LocalCluster", no_cluster)
+    monkeypatch.setattr(observe, "local_target", no_cluster)
     argv, words = OPTIONS[case]
     manifest = replaced("apiVersion", "apiVersion")(tmp_path)
     code, out, err = run(capsys, *(a.format(m=manifest) for a in argv))
