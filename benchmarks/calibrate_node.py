@@ -33,7 +33,7 @@ from pathlib import Path
 from kubernetes import client
 
 from probelab import kube
-from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log
+from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log, rfc3339_seconds
 from probelab.errors import ProbelabError
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.local_target import local_target
@@ -51,12 +51,8 @@ LISTENING = "Uvicorn running on"
 
 
 def _log_time(line: str) -> float | None:
-    stamp = line.split(" ", 1)[0]
-    head, _, rest = stamp.partition(".")
     try:
-        return datetime.fromisoformat(
-            f"{head}.{rest.rstrip('Z')[:6].ljust(6, '0')}+00:00"
-        ).timestamp()
+        return rfc3339_seconds(line.split(" ", 1)[0])
     except ValueError:
         return None
 

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from probelab.model.waits import Forecast
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
 
@@ -47,16 +49,17 @@ def table(runs: list[list[dict[str, Any]]]) -> tuple[str, bool]:
     met = bool(by_wait)
     for (scenario, what), waits in sorted(by_wait.items()):
         expected, deadline = waits[0]["expected"], waits[0]["deadline"]
-        bound = 1.5 * expected + 10
+        forecast = Forecast(expected, deadline)
+        bound = forecast.goal_bound()
         seen = sorted(w["observed"] for w in waits if w["observed"] is not None)
         late = any(at > deadline for at in seen)
-        met = met and deadline <= bound and not late
+        met = met and forecast.within_goal() and not late
         observed = (
             f"{seen[0]:.1f}-{statistics.median(seen):.1f}-{seen[-1]:.1f}"
             if seen
             else "never (as required)"
         )
-        flag = "" if deadline <= bound and not late else " **MISSED**"
+        flag = "" if forecast.within_goal() and not late else " **MISSED**"
         numbers = f"{expected:.1f} | {deadline:.1f} | {bound:.1f}"
         lines.append(f"| {scenario} | {what} | {numbers} | {observed}{flag} |")
     return "\n".join(lines), met

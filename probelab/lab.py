@@ -221,7 +221,7 @@ class Lab:
             return
         raise AssertionError(_("{what} happened: {seen}").format(what=what, seen=seen))
 
-    def pod_spec_anywhere(self, pod: str) -> Mapping[str, Any]:
+    def pod_spec(self, pod: str) -> Mapping[str, Any]:
         """The spec of ``pod`` from whichever of the scenario's manifests declares it."""
         for manifest in self.scenario.manifests:
             for obj in self.manifest(manifest):
@@ -229,14 +229,6 @@ class Lab:
                     spec: Mapping[str, Any] = obj["spec"]
                     return spec
         raise KeyError(f"no pod {pod} in {', '.join(self.scenario.manifests)}")
-
-    def pod_spec(self, manifest: str, pod: str) -> Mapping[str, Any]:
-        """The spec of `pod` as the manifest declares it (probe settings for deadlines)."""
-        for obj in self.manifest(manifest):
-            if obj["kind"] == "Pod" and obj["metadata"]["name"] == pod:
-                spec: Mapping[str, Any] = obj["spec"]
-                return spec
-        raise KeyError(f"no pod {pod} in {manifest}")
 
     def previous_logs(self) -> dict[str, str]:
         """`kubectl logs --previous` of every pod that restarted, by pod name."""

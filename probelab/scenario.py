@@ -62,6 +62,9 @@ class ScenarioLab(Lab):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.waits: list[WaitRecord] = []
+        # Forecasts by (pod, dependency down at, what): several tests wait for the same
+        # moment of one pod, and each forecast plays the model some sixty times.
+        self.forecasts: dict[tuple[str, float | None, str], Forecast] = {}
 
     def pod(self, name: str) -> PodHandle:
         """The tutorial's handle on one of this scenario's pods."""
@@ -88,7 +91,7 @@ class PodHandle:
     ) -> None:
         self.lab = lab
         self.name = name
-        self.spec = lab.pod_spec_anywhere(name)
+        self.spec = lab.pod_spec(name)
         self.model = PodUnderTest(name, self.spec, f"Pod/{name}")
         self.dependency_down = dependency_down  # seconds after this pod's first start
         self.apps: AppFor = app_for()
@@ -104,10 +107,13 @@ class PodHandle:
     def forecast(self, moment: Moment, *, what: str, pod: PodUnderTest | None = None) -> Forecast:
         """The model's deadline; a spec with which kubelet can never get there (a student's
         readiness probe on the wrong port) fails the check at once, saying so."""
+        key = (self.name, self.dependency_down, what)
         try:
-            return forecast(
-                pod or self.model, moment, apps=self.apps, kubelet=self.lab.kubelet, what=what
-            )
+            if key not in self.lab.forecasts:
+                self.lab.forecasts[key] = forecast(
+                    pod or self.model, moment, apps=self.apps, kubelet=self.lab.kubelet, what=what
+                )
+            return self.lab.forecasts[key]
         except ModelError as error:
             message = _("{what}: with this pod's spec kubelet never gets there ({why})")
             raise AssertionError(

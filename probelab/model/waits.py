@@ -47,9 +47,12 @@ class Forecast:
     expected: float
     latest: float  # the deadline: latest modelled time plus NODE_SLACK
 
+    def goal_bound(self) -> float:
+        """Issue 10's ceiling for a lab deadline: 1.5 x expected + 10 s."""
+        return 1.5 * self.expected + 10.0
+
     def within_goal(self) -> bool:
-        """The lab's deadline goal: no more than 1.5 x expected + 10 s."""
-        return self.latest <= 1.5 * self.expected + 10.0
+        return self.latest <= self.goal_bound()
 
 
 def forecast(

@@ -53,8 +53,9 @@ class PodRuntime:
         return [a.started for a in found if a.started is not None]
 
 
-def _seconds(stamp: str) -> float:
-    # containerd writes RFC 3339 with nanoseconds; Python keeps microseconds.
+def rfc3339_seconds(stamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC time with up to nanoseconds (containerd's
+    log, the API's log timestamps); Python keeps microseconds. ValueError if it is none."""
     head, _, rest = stamp.partition(".")
     fraction = rest.rstrip("Z")[:6] if rest else "0"
     return datetime.fromisoformat(f"{head}.{fraction.ljust(6, '0')}+00:00").timestamp()
@@ -69,7 +70,7 @@ def read_runtime(lines: Iterable[str], namespace: str) -> dict[str, PodRuntime]:
         stamp = _TIME.match(line)
         if stamp is None or "msg=" not in line:
             continue
-        at = _seconds(stamp[1])
+        at = rfc3339_seconds(stamp[1])
         if match := _SANDBOX_ID.search(line):
             if match[2] == namespace:
                 sandboxes[match[3]] = pods.setdefault(match[1], PodRuntime(namespace, match[1]))
