@@ -27,6 +27,7 @@ from probelab.secrets import SECRETS
 from probelab.verify import (
     BAD,
     GOOD,
+    NAMES,
     RUBRIC,
     SERVICE,
     SLOW,
@@ -43,6 +44,11 @@ MANIFESTS = {
 }
 INSTRUCTOR, VIEWER = "instructor", "viewer"
 HINTS = {check.id: check.hint for check in RUBRIC}
+
+
+def _expected_hint(check: str, namespace: str) -> str:
+    """The check's English hint with the lab's names and the student's namespace in it."""
+    return HINTS[check].format(**NAMES).replace("$namespace", namespace)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +216,7 @@ def _assert_only_fails(results: dict[str, Result], failing: set[str], lab: Scena
         r.id: r.evidence for r in results.values() if not r.passed
     }
     for check in failing:
-        assert results[check].hint == HINTS[check].replace("$namespace", lab.namespace)
+        assert results[check].hint == _expected_hint(check, lab.namespace)
         assert results[check].points == 0
 
 
@@ -308,8 +314,8 @@ def test_startup_probe_removed(student_lab: ScenarioLab, instructor: Path) -> No
     results = _grade(student_lab, instructor)
     assert not results["slow-has-startup-probe"].passed
     assert results["slow-has-startup-probe"].evidence == "container app has no startupProbe"
-    assert results["slow-has-startup-probe"].hint == HINTS["slow-has-startup-probe"].replace(
-        "$namespace", student_lab.namespace
+    assert results["slow-has-startup-probe"].hint == _expected_hint(
+        "slow-has-startup-probe", student_lab.namespace
     )
 
 
@@ -317,9 +323,7 @@ def test_good_pod_deleted(student_lab: ScenarioLab, instructor: Path) -> None:
     student_lab.delete_pod(GOOD)
     results = _grade(student_lab, instructor)
     assert not results["good-ready"].passed
-    assert results["good-ready"].hint == HINTS["good-ready"].replace(
-        "$namespace", student_lab.namespace
-    )
+    assert results["good-ready"].hint == _expected_hint("good-ready", student_lab.namespace)
 
 
 def test_bad_pod_replaced_by_one_that_is_not_restarted(
@@ -333,5 +337,5 @@ def test_bad_pod_replaced_by_one_that_is_not_restarted(
     results = _grade(student_lab, instructor)
     for check in ("bad-restarted-by-liveness", "bad-crash-loop-back-off"):
         assert not results[check].passed, results[check].evidence
-        assert results[check].hint == HINTS[check].replace("$namespace", student_lab.namespace)
+        assert results[check].hint == _expected_hint(check, student_lab.namespace)
     assert {method for method, _ in request_log.methods} == {"GET"}
