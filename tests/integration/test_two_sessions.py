@@ -13,6 +13,7 @@ import base64
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.clusters.base import ClusterHandle
+from probelab.errors import WaitTimeout
 from probelab.plugin import ROOT
 from probelab.runs import live_namespaces
 
@@ -31,12 +33,14 @@ pytestmark = pytest.mark.cluster
 LABS = ["labs/test_01_image_pull.py"]
 # Only stops a hung process; the runs' own waits are bounded by probe settings.
 RUN_LIMIT_SECONDS = 900
+# How often the wait for session A's namespace looks whether A has exited already.
+EXIT_CHECK_SECONDS = 5
 LEAKY = """
 import base64
 
 import pytest
 
-pytestmark = pytest.mark.scenario("image-pull", "fastapi-liveness-bad.yaml", pull_secret=False)
+pytestmark = pytest.mark.scenario("leaky-locals", "fastapi-liveness-bad.yaml", pull_secret=False)
 
 
 def test_fails_with_secrets_in_its_locals(lab):
@@ -53,27 +57,57 @@ class Run:
     name: str
     prefix: str
     directory: Path
-    process: subprocess.Popen[str]
-    stdout: str = ""
-    stderr: str = ""
+    process: subprocess.Popen[bytes]
+
+    @property
+    def stdout(self) -> str:
+        return (self.directory / "stdout.txt").read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return (self.directory / "stderr.txt").read_text(errors="replace")
 
     def finish(self) -> None:
-        self.stdout, self.stderr = self.process.communicate(timeout=RUN_LIMIT_SECONDS)
+        self.process.wait(timeout=RUN_LIMIT_SECONDS)
 
     def artefacts(self) -> str:
+        """Everything the session wrote: its output, JUnit, report and logs (pictures aside)."""
         files = [p for p in self.directory.rglob("*") if p.is_file() and p.suffix != ".png"]
-        return self.stdout + self.stderr + "".join(p.read_text(errors="replace") for p in files)
+        return "".join(p.read_text(errors="replace") for p in files)
 
 
 def _start(name: str, prefix: str, directory: Path, tests: list[str]) -> Run:
+    """A pytest session in its own process; its output goes to files, so no pipe fills up."""
     command = [sys.executable, "-m", "pytest", *tests, "-l", "-rA", "-p", "no:cacheprovider"]
     command += ["--cluster=local", "--keep-cluster", "--log-level=DEBUG"]
     command += [f"--namespace-prefix={prefix}", f"--junitxml={directory / 'junit.xml'}"]
     command += [f"--report-dir={directory / 'report'}"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    with (directory / "stdout.txt").open("wb") as out, (directory / "stderr.txt").open("wb") as err:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err)
     return Run(name, prefix, directory, process)
+
+
+def _wait_for_namespace(run: Run, api: client.ApiClient) -> None:
+    """Until `run` has made a namespace; fails with its output as soon as it exits without one."""
+    deadline = time.monotonic() + RUN_LIMIT_SECONDS
+    while run.process.poll() is None:
+        try:
+            kube.watch_until(
+                client.CoreV1Api(api).list_namespace,
+                lambda ns: ns.metadata and str(ns.metadata.name).startswith(run.prefix + "-"),
+                timeout=min(EXIT_CHECK_SECONDS, deadline - time.monotonic()),
+                what=f"session {run.name}'s namespace ({run.prefix}-*)",
+                label_selector=kube.RUN_LABEL,
+            )
+            return
+        except WaitTimeout:
+            if time.monotonic() >= deadline:
+                raise
+    pytest.fail(
+        f"session {run.name} exited ({run.process.returncode}) before making a namespace:\n"
+        + run.stdout[-3000:]
+        + run.stderr[-2000:]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +123,7 @@ def runs(
     a = _start("A", f"two-a{tag}", a_dir, [*LABS, str(leaky)])
     try:
         # B starts once A's namespace exists: B's sweep then sees a namespace older than B.
-        kube.watch_until(
-            client.CoreV1Api(kube_api).list_namespace,
-            lambda ns: ns.metadata and str(ns.metadata.name).startswith(a.prefix + "-"),
-            timeout=RUN_LIMIT_SECONDS,
-            what=f"session A's namespace ({a.prefix}-*)",
-            label_selector=kube.RUN_LABEL,
-        )
+        _wait_for_namespace(a, kube_api)
         b = _start("B", f"two-b{tag}", b_dir, LABS)
         b.finish()
         a.finish()
