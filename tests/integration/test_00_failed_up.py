@@ -1,7 +1,8 @@
 """A component that dies during `up` is reported with its log, and `up` leaves nothing.
 
-Runs only while the local cluster is down (as in CI, where this file comes first); on a
-machine where the cluster is already up it is skipped, saying so. The scheduler is given
+Runs only in a session on the local cluster while it is down (as in CI, where this file
+comes first); in a kind or existing-cluster session, or where the local cluster is already
+up, it is skipped, saying so. The scheduler is given
 a flag it does not know, so etcd, the API server and the controller manager are running
 when it fails: the test checks they were all stopped again and the network undone.
 """
@@ -10,13 +11,17 @@ import subprocess
 
 import pytest
 
+from probelab import clusters
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.network import PodNetwork
 from probelab.errors import ProbelabError
 
 
-def test_failed_up_reports_the_log_and_cleans_up() -> None:
+def test_failed_up_reports_the_log_and_cleans_up(request: pytest.FixtureRequest) -> None:
+    provider = clusters.choose(request.config.getoption("cluster"))
+    if provider != "local":
+        pytest.skip(f"this session runs on --cluster={provider}; the test is the local cluster's")
     if LocalCluster().is_up():
         pytest.skip("the local cluster is up; this test needs it down (it runs first in CI)")
     broken = LocalCluster(LocalClusterConfig(extra_args={"kube-scheduler": ("--no-such-flag",)}))
