@@ -4,8 +4,7 @@ These stop real components of the shared cluster, so they run only when asked
 (PROBELAB_FAULTS=1) and alone (the project's machines take the cluster lock exclusively
 for this file). Each test leaves every component running again, and checks that the
 healthy ones were never restarted. Its first run found an idempotent `up` restarting a
-healthy kube-proxy (fixed: configs are written only when they change); it has not yet
-run green since.
+healthy kube-proxy (fixed: configs are written only when they change).
 """
 
 import os
