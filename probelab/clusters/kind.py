@@ -46,6 +46,7 @@ from probelab.registries.kind import (
     REGISTRY_IMAGE_ENV,
     KindRegistryServer,
     KindRegistrySettings,
+    KindStandInStore,
     provide,
 )
 
@@ -311,20 +312,25 @@ def _with_registry(
     except BaseException:
         api.close()
         raise
+    nodes = cluster.nodes()
     try:
         server = KindRegistryServer(engine, settings.registry)
-        registry, created = provide(api, server, cluster.nodes())
+        registry, created = provide(api, server, nodes)
     finally:
         api.close()
         engine.close()
     if created:
         undo.append(lambda: _remove_registry(settings.registry))
+    own = registry.host == settings.registry.host  # not a registry someone else documented
     return ClusterHandle(
         provider=KindCluster.provider,
         kubeconfig=kubeconfig,
         context=settings.context,
         owned=owned,
         registry=registry,
+        stand_in_store=(
+            KindStandInStore(settings.registry, nodes, lambda: docker_client(None)) if own else None
+        ),
     )
 
 

@@ -8,7 +8,10 @@ pull without that secret, so every provider must require credentials.
 import base64
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import bcrypt
 import docker
@@ -34,6 +37,40 @@ def htpasswd_line(username: str, password: str) -> str:
     """One htpasswd entry with a bcrypt hash, the only scheme the distribution registry takes."""
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
     return f"{username}:{hashed}\n"
+
+
+def with_htpasswd_entry(text: str, username: str, entry: str | None) -> str:
+    """An htpasswd file's text with `username`'s line replaced by `entry` (None: removed)."""
+    lines = [line for line in text.splitlines() if line and not line.startswith(f"{username}:")]
+    if entry is not None:
+        lines.append(entry.strip())
+    return "".join(f"{line}\n" for line in lines)
+
+
+class StandInStore(Protocol):
+    """A registry probelab runs that can also answer for another registry's host name.
+
+    The ECR stand-in (moto) has no registry of its own, so its images are kept in the
+    cluster's registry: that registry accepts the ECR token's user, and the nodes send the
+    ECR host's pulls to it (see `probelab.registries.ecr_mapping`).
+    """
+
+    #: How progress lines name it ("the local registry").
+    description: str
+
+    def upstream(self) -> tuple[str, Path | None]:
+        """`address:port` where this machine reaches it, and its TLS CA (None: plain HTTP)."""
+        ...
+
+    def set_user(self, username: str, password: str) -> None:
+        """Accept `username` with `password` (again, with a new password), without a restart."""
+        ...
+
+    def remove_user(self, username: str) -> None: ...
+
+    def alias(self, host: str) -> Callable[[], None]:
+        """Make the nodes pull images named `host/...` from here; returns the undo."""
+        ...
 
 
 class Registry(ABC):

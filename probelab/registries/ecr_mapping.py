@@ -1,18 +1,20 @@
-"""Serve an ECR stand-in's registry host from the local cluster's registry.
+"""Serve an ECR stand-in's registry host from the cluster's own registry.
 
 moto answers the ECR API but not the registry protocol, and the registry host it names
 (`<account>.dkr.ecr.<region>.amazonaws.com`) does not resolve here. So that the lab still
 runs the seed's flow unchanged (log in to that host, push to it, pull from it with the
-`ecr-regcred` secret), the local TLS registry stands in for it:
+`ecr-regcred` secret), the registry probelab runs for the cluster (the local cluster's TLS
+registry, or kind's recipe registry) stands in for it:
 
 - credentials: the registry's htpasswd gets the user `AWS` with the token's password, and
   again with every new token; ECR itself is basic auth with the same user;
-- pulls: containerd's `hosts.toml` for the ECR host sends requests to the local registry,
-  trusting the cluster CA; containerd passes kubelet's pull-secret credentials along;
+- pulls: containerd's `hosts.toml` for the ECR host (on the local node, or in every kind
+  node) sends requests to that registry; containerd passes kubelet's pull-secret
+  credentials along;
 - pushes: Docker resolves registry names itself and always dials port 443, so the ECR host
   is pointed at a loopback address in /etc/hosts, where a TLS forwarder with a certificate
   for that name (trusted by Docker in /etc/docker/certs.d/<host>/) passes the bytes on to
-  the local registry.
+  the registry. Every Docker engine on the machine reads those two files, kind's own too.
 
 The host name, port 443 and the `AWS` user exist once per machine, so one stand-in session
 runs at a time: a second waits for the first (a lock file, released by the kernel even when
@@ -23,16 +25,16 @@ one left behind.
 import fcntl
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import tenacity
 
-from probelab.clusters.local.cluster import LocalCluster
 from probelab.errors import ProbelabError
 from probelab.progress import say
-from probelab.registries.base import Credentials
+from probelab.registries.base import Credentials, StandInStore
 from probelab.registries.ecr import EcrRegistry
-from probelab.registries.local import DOCKER_CERTS_D, LocalRegistryServer
+from probelab.registries.local import DOCKER_CERTS_D
 from probelab.registries.tls_forwarder import TlsForwarder
 
 HOSTS_FILE = Path("/etc/hosts")
@@ -46,25 +48,25 @@ LOCK_WAIT = 300.0
 
 
 class StandInMapping:
-    """Makes the ECR stand-in's registry host an alias of the local registry."""
+    """Makes the ECR stand-in's registry host an alias of the cluster's registry."""
 
     def __init__(
         self,
         registry: EcrRegistry,
-        server: LocalRegistryServer | None = None,
+        store: StandInStore,
         *,
         hosts_file: Path = HOSTS_FILE,
         docker_certs_d: Path = DOCKER_CERTS_D,
         lock_file: Path = LOCK_FILE,
     ) -> None:
         self.registry = registry
-        self.server = server or LocalCluster().registry_server(None)
+        self.store = store
         self.hosts_file = hosts_file
         self.docker_certs = docker_certs_d / registry.host
         self.lock_file = lock_file
         self._lock: int | None = None
         self._forwarder: TlsForwarder | None = None
-        self._containerd_dir: Path | None = None
+        self._unalias: Callable[[], None] | None = None
         self._username: str | None = None
 
     def open(self) -> "StandInMapping":
@@ -73,12 +75,10 @@ class StandInMapping:
         try:
             self._accept(self.registry.credentials())
             self.registry.on_new_token(self._accept)
-            self._containerd_dir = self.server.alias(host)
+            self._unalias = self.store.alias(host)
+            upstream, upstream_ca = self.store.upstream()
             self._forwarder = TlsForwarder(
-                host,
-                (FORWARDER_ADDRESS, HTTPS_PORT),
-                self.server.config.registry_host,
-                self.server.pki.ca_cert,
+                host, (FORWARDER_ADDRESS, HTTPS_PORT), upstream, upstream_ca
             ).start()
             self.docker_certs.mkdir(parents=True, exist_ok=True)
             (self.docker_certs / "ca.crt").write_bytes(self._forwarder.certificate)
@@ -89,22 +89,28 @@ class StandInMapping:
         return self
 
     def _accept(self, credentials: Credentials) -> None:
-        """The local registry accepts the current token, as ECR would."""
-        self.server.set_user(credentials.username, credentials.password)
+        """The registry accepts the current token, as ECR would."""
+        self.store.set_user(credentials.username, credentials.password)
         self._username = credentials.username
 
     def close(self) -> None:
-        set_hosts_entry(self.hosts_file, self.registry.host, None)
-        shutil.rmtree(self.docker_certs, ignore_errors=True)
-        if self._forwarder is not None:
-            self._forwarder.stop()
-        if self._containerd_dir is not None:
-            shutil.rmtree(self._containerd_dir, ignore_errors=True)
-        if self._username is not None:
-            self.server.remove_user(self._username)
-        if self._lock is not None:
-            os.close(self._lock)  # releases the lock
-            self._lock = None
+        """Undo what `open` did; the lock goes last, even when an undo step fails."""
+        try:
+            set_hosts_entry(self.hosts_file, self.registry.host, None)
+            shutil.rmtree(self.docker_certs, ignore_errors=True)
+            if self._forwarder is not None:
+                self._forwarder.stop()
+                self._forwarder = None
+            if self._unalias is not None:
+                self._unalias()
+                self._unalias = None
+            if self._username is not None:
+                self.store.remove_user(self._username)
+                self._username = None
+        finally:
+            if self._lock is not None:
+                os.close(self._lock)  # releases the lock
+                self._lock = None
 
 
 def take_lock(path: Path, wait: float) -> int:

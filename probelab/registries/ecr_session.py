@@ -3,9 +3,11 @@
 This is what `--registry=ecr` sets up and tears down. Against real AWS it ensures the
 repository and keeps the pull secrets' token fresh. Against an ECR API on this machine
 (moto, pointed at with `AWS_ENDPOINT_URL`), whose registry host does not exist, it also
-maps that host onto the local cluster's registry (see `ecr_mapping`).
+maps that host onto the registry probelab runs for the cluster, local or kind (see
+`ecr_mapping`).
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -14,9 +16,27 @@ from kubernetes import client
 from probelab.clusters.base import ClusterHandle
 from probelab.errors import ProbelabError
 from probelab.progress import say
+from probelab.registries.base import StandInStore
 from probelab.registries.ecr import EcrRegistry, is_stand_in
 from probelab.registries.ecr_mapping import StandInMapping
 from probelab.registries.ecr_refresh import PullSecretRefresher
+
+
+def stand_in_store(registry: EcrRegistry, cluster: ClusterHandle) -> StandInStore:
+    """Where the stand-in's images go: the registry probelab runs for the cluster."""
+    store = cluster.stand_in_store
+    if store is None:
+        raise ProbelabError(
+            f"the ECR API at {registry.endpoint_url} is a stand-in with no registry behind "
+            "it; it works with --cluster=local or --cluster=kind, whose registry (probelab's "
+            "own) stores the images"
+        )
+    if os.geteuid() != 0:
+        raise ProbelabError(
+            f"the ECR stand-in needs root: it points {registry.host} at this machine in "
+            "/etc/hosts and serves it on port 443; run as root (scripts/dev raises itself)"
+        )
+    return store
 
 
 @contextmanager
@@ -30,13 +50,9 @@ def open_ecr(
         state = "created" if registry.created else "already there"
         say(f"ECR repository {uri}: {state} (account {registry.account}, credentials: {method})")
         if is_stand_in(registry):
-            if cluster.provider != "local":
-                raise ProbelabError(
-                    f"the ECR API at {registry.endpoint_url} is a stand-in with no registry "
-                    "behind it; it works with --cluster=local, whose registry stores the images"
-                )
-            stack.callback(StandInMapping(registry).open().close)
-            say(f"ECR stand-in at {registry.endpoint_url}: {registry.host} is the local registry")
+            store = stand_in_store(registry, cluster)
+            stack.callback(StandInMapping(registry, store).open().close)
+            say(f"ECR stand-in at {registry.endpoint_url}: {registry.host} is {store.description}")
         refresher = PullSecretRefresher(registry, api).start()
         stack.callback(refresher.stop)
         yield registry

@@ -12,6 +12,10 @@ basic auth; the password is random, kept in a 0600 file, and only its bcrypt has
 the container. A registry documented by someone else is used only if it demands
 credentials and they are given (`PROBELAB_KIND_REGISTRY_CREDENTIALS`, a JSON file with
 `username` and `password`).
+
+probelab's own registry can also keep an ECR stand-in's images (`KindStandInStore`): its
+htpasswd, inside the container, then also accepts the ECR token, and every node sends the
+ECR host's pulls to it.
 """
 
 import io
@@ -19,9 +23,11 @@ import json
 import os
 import secrets
 import tarfile
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +41,12 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
-from probelab.registries.base import Credentials, FixedRegistry, htpasswd_line
+from probelab.registries.base import (
+    Credentials,
+    FixedRegistry,
+    htpasswd_line,
+    with_htpasswd_entry,
+)
 from probelab.registries.local import read_credentials
 
 HOSTING_CONFIGMAP = "local-registry-hosting"
@@ -46,7 +57,8 @@ USERNAME = "probelab"
 MANAGED_LABEL = "dev.probelab.registry"
 CREDENTIALS_ENV = "PROBELAB_KIND_REGISTRY_CREDENTIALS"
 REGISTRY_IMAGE_ENV = "PROBELAB_KIND_REGISTRY_IMAGE"
-_HTPASSWD_DIR = "/auth"
+_HTPASSWD = "/auth/htpasswd"
+CERTS_D = "/etc/containerd/certs.d"
 READY_TIMEOUT = 30.0
 
 
@@ -133,27 +145,50 @@ def anonymous_status(host: str, *, timeout: float = 5.0) -> int:
         raise ProbelabError(f"the registry at {host} does not answer: {error}") from error
 
 
-def node_hosts_toml(endpoint: str) -> str:
-    """containerd's `hosts.toml` sending pulls for one registry host to `endpoint`."""
+def node_hosts_toml(endpoint: str, *, only: bool = False) -> str:
+    """containerd's `hosts.toml` sending pulls for one registry host to `endpoint`.
+
+    `only`: the host itself is never asked either, not even after `endpoint` refused (401
+    without a pull secret): for a name that must not be looked up (the ECR stand-in's).
+    """
+    if only:
+        return f'server = "{endpoint}"\n'
     return f'[host."{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
+
+
+def hosts_toml_path(host: str) -> str:
+    """Where a kind node's containerd (`config_path`) looks for `host`'s `hosts.toml`."""
+    return f"{CERTS_D}/{host}/hosts.toml"
 
 
 def _copy_in(container: Container, files: Mapping[str, str]) -> None:
     """Write text files (absolute paths) into a container; the engine makes missing parents.
 
     Only the files go into the archive, never their directories, so nothing that exists
-    has its owner or mode changed.
+    has its owner or mode changed. Each file's mtime is now to the microsecond (a PAX
+    header): the registry reads its htpasswd again only when the mtime changes.
     """
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size = len(data)
             info.mode = 0o644
+            info.mtime = time.time()
             archive.addfile(info, io.BytesIO(data))
     if not container.put_archive("/", buffer.getvalue()):
         raise ProbelabError(f"could not write {', '.join(files)} into {container.name}")
+
+
+def _read_text(container: Container, path: str) -> str:
+    """One text file from a container (the engine sends it as a tar archive)."""
+    stream, _ = container.get_archive(path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(archive.next() or path)
+        if member is None:
+            raise ProbelabError(f"{path} in {container.name} is not a file")
+        return member.read().decode()
 
 
 @dataclass(frozen=True)
@@ -242,7 +277,7 @@ class KindRegistryServer:
         environment = {
             "REGISTRY_AUTH": "htpasswd",
             "REGISTRY_AUTH_HTPASSWD_REALM": "probelab",
-            "REGISTRY_AUTH_HTPASSWD_PATH": f"{_HTPASSWD_DIR}/htpasswd",
+            "REGISTRY_AUTH_HTPASSWD_PATH": _HTPASSWD,
         }
         options: dict[str, object] = {
             "name": settings.name,
@@ -285,7 +320,7 @@ class KindRegistryServer:
         created = self.engine.containers.create(image, **options)
         try:
             htpasswd = htpasswd_line(creds.username, creds.password)
-            _copy_in(created, {f"{_HTPASSWD_DIR}/htpasswd": htpasswd})
+            _copy_in(created, {_HTPASSWD: htpasswd})
             created.start()
             self.wait_ready()
         except BaseException:  # a registry that never came up is not left behind
@@ -341,12 +376,39 @@ class KindRegistryServer:
             return "(no container)"
         return bytes(container.logs(tail=15)).decode(errors="replace")
 
-    def configure_nodes(self, nodes: Sequence[str]) -> None:
-        """Write `hosts.toml` into each node so `localhost:<port>` reaches the container."""
-        path = f"/etc/containerd/certs.d/{self.settings.host}/hosts.toml"
+    def configure_nodes(self, nodes: Sequence[str], host: str | None = None) -> None:
+        """Write `hosts.toml` into each node so `host` reaches the container.
+
+        By default `host` is `localhost:<port>`, kind's recipe; any other name (an ECR
+        stand-in's) is sent nowhere else.
+        """
+        text = node_hosts_toml(self.settings.node_endpoint, only=host is not None)
         for node in nodes:
             container = self.engine.containers.get(node)
-            _copy_in(container, {path: node_hosts_toml(self.settings.node_endpoint)})
+            _copy_in(container, {hosts_toml_path(host or self.settings.host): text})
+
+    def unconfigure_nodes(self, nodes: Sequence[str], host: str) -> None:
+        """Remove what `configure_nodes(nodes, host)` wrote (the API can only add files)."""
+        directory = hosts_toml_path(host).rsplit("/", 1)[0]
+        for node in nodes:
+            result = self.engine.containers.get(node).exec_run(["rm", "-rf", directory])
+            if result.exit_code != 0:
+                output = bytes(result.output).decode(errors="replace").strip()
+                raise ProbelabError(f"could not remove {directory} in {node}: {output}")
+
+    def set_user(self, username: str, password: str) -> None:
+        """Add `username` to the registry's htpasswd (or change its password)."""
+        self._rewrite_htpasswd(username, htpasswd_line(username, password))
+
+    def remove_user(self, username: str) -> None:
+        self._rewrite_htpasswd(username, None)
+
+    def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
+        container = self.container()
+        if container is None:
+            raise ProbelabError(f"the registry container {self.settings.name} is gone")
+        text = with_htpasswd_entry(_read_text(container, _HTPASSWD), username, entry)
+        _copy_in(container, {_HTPASSWD: text})
 
     def connect(self) -> None:
         """Join the cluster's network (once), so nodes reach the registry by name."""
@@ -368,6 +430,52 @@ class KindRegistryServer:
         container = self.container()
         if container is not None:
             container.remove(force=True)
+
+
+class KindStandInStore:
+    """probelab's kind registry as the store of another registry host (the ECR stand-in).
+
+    It lives as long as the session's cluster handle, so it opens the Docker engine for
+    each change instead of holding one.
+    """
+
+    def __init__(
+        self,
+        settings: KindRegistrySettings,
+        nodes: Sequence[str],
+        engine: Callable[[], docker.DockerClient],
+    ) -> None:
+        self.settings = settings
+        self.nodes = tuple(nodes)
+        self._engine = engine
+        self.description = f"kind's registry {settings.name}"
+
+    @contextmanager
+    def _server(self) -> Iterator[KindRegistryServer]:
+        with closing(self._engine()) as engine:
+            yield KindRegistryServer(engine, self.settings)
+
+    def upstream(self) -> tuple[str, Path | None]:
+        """Published on loopback, plain HTTP (kind's recipe); the nodes use its name."""
+        return f"127.0.0.1:{self.settings.port}", None
+
+    def set_user(self, username: str, password: str) -> None:
+        with self._server() as server:
+            server.set_user(username, password)
+
+    def remove_user(self, username: str) -> None:
+        with self._server() as server:
+            server.remove_user(username)
+
+    def alias(self, host: str) -> Callable[[], None]:
+        with self._server() as server:
+            server.configure_nodes(self.nodes, host)
+
+        def undo() -> None:
+            with self._server() as server:
+                server.unconfigure_nodes(self.nodes, host)
+
+        return undo
 
 
 def given_credentials() -> Credentials | None:

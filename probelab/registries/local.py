@@ -11,6 +11,8 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -18,7 +20,7 @@ import yaml
 from probelab.clusters.local.components import Component, http_ok
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import REGISTRY_SERVING, PkiLayout
-from probelab.registries.base import Credentials, Registry, htpasswd_line
+from probelab.registries.base import Credentials, Registry, htpasswd_line, with_htpasswd_entry
 
 USERNAME = "probelab"
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
@@ -26,6 +28,8 @@ DOCKER_CERTS_D = Path("/etc/docker/certs.d")
 
 class LocalRegistryServer:
     """Runs and trusts the registry of one local cluster."""
+
+    description = "the local registry"
 
     def __init__(self, config: LocalClusterConfig, pki: PkiLayout, hosts_dir: Path) -> None:
         self.config = config
@@ -126,12 +130,15 @@ class LocalRegistryServer:
 
     # -- an ECR stand-in (moto) stores its images here: see probelab/registries/ecr_mapping.py
 
-    def alias(self, host: str) -> Path:
-        """Make containerd pull images named `host/...` from this registry; returns the folder
-        to remove again. containerd sends the pull secret's credentials for `host` here."""
+    def upstream(self) -> tuple[str, Path | None]:
+        return self.config.registry_host, self.pki.ca_cert
+
+    def alias(self, host: str) -> Callable[[], None]:
+        """Make containerd pull images named `host/...` from this registry; returns the undo.
+        containerd sends the pull secret's credentials for `host` here."""
         directory = self.hosts_dir / host
         self._write_hosts_toml(directory)
-        return directory
+        return partial(shutil.rmtree, directory, ignore_errors=True)
 
     def set_user(self, username: str, password: str) -> None:
         """Add `username` to the htpasswd file (or change its password); the registry
@@ -144,15 +151,8 @@ class LocalRegistryServer:
     def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
         """Replace `username`'s line, atomically: the registry may read the file meanwhile."""
         path = self.dir / "htpasswd"
-        lines = [
-            line
-            for line in path.read_text().splitlines()
-            if line and not line.startswith(f"{username}:")
-        ]
-        if entry is not None:
-            lines.append(entry)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text("".join(f"{line}\n" for line in lines))
+        temporary.write_text(with_htpasswd_entry(path.read_text(), username, entry))
         temporary.chmod(path.stat().st_mode & 0o777)
         os.replace(temporary, path)
 

@@ -3,9 +3,11 @@
 Docker reaches a registry by the host name in the image reference, on port 443, and checks
 the certificate against that name. To let Docker push `<ecr-host>/repo:tag` into a registry
 that listens elsewhere under another certificate, this serves a self-signed certificate for
-`<ecr-host>` on a loopback address and forwards the decrypted stream to the real registry
-over TLS verified with the registry's CA. The certificate lives only as long as the
-forwarder; its PEM is what the client is told to trust.
+`<ecr-host>` on a loopback address and forwards the decrypted stream to the real registry:
+over TLS verified with the registry's CA (the local cluster's registry), or as it is to a
+registry that speaks plain HTTP on loopback (kind's, published on 127.0.0.1). The
+certificate lives only as long as the forwarder; its PEM is what the client is told to
+trust.
 """
 
 import asyncio
@@ -54,14 +56,19 @@ def self_signed(host: str) -> tuple[bytes, bytes]:
 
 
 class TlsForwarder:
-    """Serves `host` on `listen` and forwards to `upstream` (`address:port`) over TLS."""
+    """Serves `host` on `listen` and forwards to `upstream` (`address:port`), over TLS
+    checked against `upstream_ca`, or unencrypted when that is None."""
 
-    def __init__(self, host: str, listen: tuple[str, int], upstream: str, upstream_ca: Path):
+    def __init__(
+        self, host: str, listen: tuple[str, int], upstream: str, upstream_ca: Path | None
+    ) -> None:
         self.host = host
         self.listen = listen
         upstream_host, _, port = upstream.rpartition(":")
         self._upstream = (upstream_host, int(port))
-        self._client_tls = ssl.create_default_context(cafile=str(upstream_ca))
+        self._client_tls = (
+            ssl.create_default_context(cafile=str(upstream_ca)) if upstream_ca else None
+        )
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +118,7 @@ class TlsForwarder:
         host, port = self._upstream
         try:
             up_reader, up_writer = await asyncio.open_connection(
-                host, port, ssl=self._client_tls, server_hostname=host
+                host, port, ssl=self._client_tls, server_hostname=host if self._client_tls else None
             )
         except OSError:
             writer.close()

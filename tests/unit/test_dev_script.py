@@ -79,3 +79,22 @@ def test_without_sudo_it_says_to_run_as_root(bin_dir: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "scripts/dev: the local cluster needs root and sudo is not installed; run this as root"
     )
+
+
+def test_kind_needs_sudo_only_for_the_ecr_stand_in(bin_dir: Path) -> None:
+    """kind itself needs no root, but the stand-in edits /etc/hosts and serves port 443."""
+    sudo = bin_dir / "sudo"
+    sudo.write_text(FAKE_SUDO)
+    sudo.chmod(sudo.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    path = f"{bin_dir}:/usr/bin:/bin"
+    moto = "http://127.0.0.1:40123"
+    args = [str(DEV), "lab", "--cluster=kind", "--registry", "ecr"]
+    result = as_user(args, path, AWS_ENDPOINT_URL=moto, AWS_ACCESS_KEY_ID="testing")
+    assert result.returncode == 0, result.stderr
+    assert f"the ECR stand-in (AWS_ENDPOINT_URL={moto}) needs root" in result.stderr
+    kept = result.stdout.split(" [")[1].rstrip("]").removeprefix("--preserve-env=").split(",")
+    assert {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"} <= set(kept)
+    # Real ECR (no endpoint on this machine) on kind: no sudo; scripts/dev goes on as the
+    # user, here into the missing .venv's tox, which fails after the sudo decision.
+    real = as_user(args, path, AWS_ENDPOINT_URL="https://ecr.ap-northeast-2.amazonaws.com")
+    assert "SUDO" not in real.stdout and "needs root" not in real.stderr

@@ -119,3 +119,27 @@ def test_forwarder_port_in_use_is_one_clear_line(echo: EchoServer) -> None:
         forwarder = TlsForwarder(HOST, ("127.0.0.1", port), f"localhost:{echo.port}", echo.ca)
         with pytest.raises(ProbelabError, match=rf"cannot serve {HOST} on 127.0.0.1:{port}"):
             forwarder.start()
+
+
+def test_forwarder_passes_bytes_to_a_plain_upstream() -> None:
+    """kind's registry speaks plain HTTP on loopback: TLS ends at the forwarder."""
+    with socket.socket() as upstream:
+        upstream.bind(("127.0.0.1", 0))
+        upstream.listen()
+        port = upstream.getsockname()[1]
+        forwarder = TlsForwarder(HOST, ("127.0.0.1", 0), f"127.0.0.1:{port}", None).start()
+        try:
+            trusted = ssl.create_default_context(cadata=forwarder.certificate.decode())
+            with (
+                socket.create_connection(("127.0.0.1", forwarder.port), timeout=10) as raw,
+                trusted.wrap_socket(raw, server_hostname=HOST) as tls,
+            ):
+                tls.sendall(b"GET /v2/ HTTP/1.1\r\n")
+                accepted, _ = upstream.accept()
+                with accepted:
+                    accepted.settimeout(10)
+                    assert accepted.recv(1024) == b"GET /v2/ HTTP/1.1\r\n"  # not TLS
+                    accepted.sendall(b"HTTP/1.1 401 Unauthorized\r\n")
+                    assert tls.recv(1024) == b"HTTP/1.1 401 Unauthorized\r\n"
+        finally:
+            forwarder.stop()

@@ -93,6 +93,7 @@ class LocalCluster:
             owned=owned,
             registry=self.registry(),
             docker_host=f"unix://{self.layout.docker_socket}",
+            stand_in_store=self.registry_server(None),
         )
 
     def registry(self) -> LocalRegistry:
