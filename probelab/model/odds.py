@@ -55,16 +55,22 @@ def spread_of(paths: Sequence[ContainerTimeline]) -> Spread:
     )
 
 
+BranchKey = tuple[tuple[float, ...], float | None, float | None]
+
+
+def branch_key(path: ContainerTimeline) -> BranchKey:
+    """What tells branches apart: restart times, first CrashLoopBackOff and first Ready,
+    rounded to the second."""
+    return (
+        tuple(float(round(t)) for t in path.restarts_at),
+        _round(path.crash_loop_back_off_at),
+        _round(path.ready_at),
+    )
+
+
 def branches_of(paths: Sequence[ContainerTimeline]) -> list[Branch]:
     """The distinct paths, times rounded to the second, most likely first."""
-    keys = Counter(
-        (
-            tuple(float(round(t)) for t in p.restarts_at),
-            _round(p.crash_loop_back_off_at),
-            _round(p.ready_at),
-        )
-        for p in paths
-    )
+    keys = Counter(branch_key(p) for p in paths)
     total = sum(keys.values())
     return [
         Branch(count / total, restarts, clbo, ready)

@@ -20,7 +20,11 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   plus jitter, and picked up by the sync loop's ticker.
 * ``prober/prober_manager.go`` ``UpdatePodStatus``: every pod sync runs the readiness
   probe at once for a started, unready container (``manualTriggerCh``), which restarts
-  that worker's ticker.
+  that worker's ticker. After a start that is the sync of the relist that saw it, then
+  one more: the worker's initial result and the API's echo of the new status each ask
+  for a sync, and ``pod_workers.go`` runs it only once the pod cache is newer than the
+  last sync (``podCache.GetNewerThan``), i.e. at the next relist. A readiness probe that
+  finds the app still booting at both waits for its ticker, a period after the second.
 
 The lab app's side matters as much: uvicorn acts on SIGTERM only once its startup is done
 and then waits for requests in flight, so a kill during a slow start or a slow health check

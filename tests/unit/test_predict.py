@@ -27,7 +27,7 @@ LAB = "YOUR_REGISTRY/fastapi-health:v1"  # tagged: no pull before each start
 # A node with round latencies, so expected times can be worked out by hand.
 NODE = Node(sandbox=0.5, create=0.1, notice=0.5, publish=0.0, check=0.0, jitter=0.25,
             pickup=0.5, app_boot=0.7, app_reboot=0.7, app_stop=0.2, app_exec=0.2,
-            second=0.0)  # fmt: skip  # fmt: skip
+            second=0.0, follow_up=1.0)  # fmt: skip
 
 
 def pod(
