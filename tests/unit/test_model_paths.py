@@ -97,6 +97,4 @@ def test_an_app_booting_past_both_syncs_after_its_start_waits_a_period(period: i
     second = first + node.follow_up
     assert ready_at(first - 0.1) == pytest.approx(first + node.publish, abs=0.01)
     assert ready_at(second - 0.1) == pytest.approx(second + node.publish, abs=0.01)
-    assert ready_at(second + 0.1, period) == pytest.approx(
-        second + period + node.publish, abs=0.01
-    )
+    assert ready_at(second + 0.1, period) == pytest.approx(second + period + node.publish, abs=0.01)
