@@ -98,7 +98,7 @@ def write_run(
         picture = draw(
             scenario.timeline,
             directory / f"{scenario.name}.png",
-            title=f"{scenario.name}: pods over time",  # no Hangul font for pictures here
+            scenario=scenario.name,
             end=scenario.ended,
         )
         page = _scenario_page(scenario, results.get(scenario.name, ()))

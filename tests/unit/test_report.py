@@ -1,12 +1,17 @@
 """The report and its pictures, from timelines made here (no cluster).
 
+A Korean picture draws its words in a font that has their glyphs or, with no such font on
+the system, stays English and says so once (never empty boxes in place of Hangul).
+
 Pods and events are written as the API's JSON and turned into the client's models by its
 own deserializer, as a watch would deliver them.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +19,12 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image, ImageColor
 
+from probelab import picture, progress
 from probelab.picture import CRASH_LOOP, NOT_READY, READY, STARTING, band_of, draw
 from probelab.report import Code as CodeBlock
 from probelab.report import Outcome, ScenarioRecord, outcomes, to_markdown, write_run
@@ -113,7 +122,9 @@ def assert_valid_png(path: Path, *, lanes: int) -> None:
 
 
 def test_picture_shows_bands_restarts_and_failed_probes(tmp_path: Path) -> None:
-    path = draw(crash_loop_and_healthy(), tmp_path / "pods.png", title="bad-liveness", end=at(45))
+    path = draw(
+        crash_loop_and_healthy(), tmp_path / "pods.png", scenario="bad-liveness", end=at(45)
+    )
     assert_valid_png(path, lanes=2)
     seen = colours(path)
     for band in (READY, CRASH_LOOP, STARTING, NOT_READY):
@@ -121,8 +132,74 @@ def test_picture_shows_bands_restarts_and_failed_probes(tmp_path: Path) -> None:
     assert ImageColor.getrgb("#b00020") in seen, "no liveness failure marker"
 
 
+# --- the picture in the student's language ---
+
+HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+def texts(figure: Figure) -> list[Text]:
+    """Every text the picture shows: title, labels, ticks, annotations, legend."""
+    figure.canvas.draw()  # tick labels exist once the figure is laid out
+    return [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+@pytest.fixture
+def said() -> Iterator[io.StringIO]:
+    """What probelab says while the test runs."""
+    out = io.StringIO()
+    previous = progress.use(progress.Display(out, starts=True, terminal=False))
+    picture._say_english_once.cache_clear()
+    yield out
+    progress.use(previous)
+    picture._say_english_once.cache_clear()
+
+
+def test_a_korean_picture_draws_every_letter_with_a_font_that_has_it() -> None:
+    font = picture.hangul_font()
+    assert font is not None, "no font with Hangul on this machine: apt-get install fonts-nanum"
+    figure = picture.render(
+        crash_loop_and_healthy(), scenario="bad-liveness", end=at(45), language="ko"
+    )
+    shown = texts(figure)
+    korean = [t for t in shown if HANGUL.search(t.get_text())]
+    words = {t.get_text() for t in korean}
+    assert "bad-liveness: 시간에 따른 Pod" in words
+    assert "재시작" in words and "liveness 프로브 실패" in words, words
+    for text in shown:
+        drawn_with = font_manager.findfont(text.get_fontproperties(), fallback_to_default=False)
+        assert picture.has_glyphs(drawn_with, text.get_text().replace("\n", "")), (
+            f"{text.get_text()!r} drawn with {drawn_with}, which lacks some of its glyphs"
+        )
+    families = {
+        font_manager.get_font(font_manager.findfont(t.get_fontproperties())).family_name
+        for t in korean
+    }
+    assert families == {font}
+
+
+def test_without_a_hangul_font_the_picture_is_english_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, said: io.StringIO
+) -> None:
+    monkeypatch.setattr(picture, "hangul_font", lambda: None)
+    for _ in range(2):
+        figure = picture.render(
+            crash_loop_and_healthy(), scenario="bad-liveness", end=at(45), language="ko"
+        )
+    shown = [t.get_text() for t in texts(figure)]
+    assert not [t for t in shown if HANGUL.search(t)], shown
+    assert "bad-liveness: pods over time" in shown and "restart" in shown, shown
+    lines = said.getvalue().splitlines()
+    assert len(lines) == 1 and "fonts-nanum" in lines[0], lines
+
+
+def test_fonts_without_hangul_are_not_taken_for_one() -> None:
+    dejavu = font_manager.findfont("DejaVu Sans", fallback_to_default=False)
+    assert picture.has_glyphs(dejavu, "Ready")
+    assert not picture.has_glyphs(dejavu)
+
+
 def test_picture_of_a_scenario_without_pods(tmp_path: Path) -> None:
-    path = draw(Timeline(), tmp_path / "empty.png", title="nothing", end=at(1))
+    path = draw(Timeline(), tmp_path / "empty.png", scenario="nothing", end=at(1))
     assert_valid_png(path, lanes=0)
 
 
