@@ -18,3 +18,12 @@ class WaitTimeout(AssertionError):
     An AssertionError, so pytest reports it as a failed assertion together with the
     timeline the message carries.
     """
+
+
+class WaitAborted(AssertionError):
+    """A wait whose condition can no longer hold (its pod or namespace is being deleted,
+    its pod was replaced) fails at once instead of at its deadline.
+
+    Not a WaitTimeout: `Lab.assert_never` reads a timeout as "it never happened", and a
+    pod deleted under it must not pass that way.
+    """

@@ -62,8 +62,20 @@ def _in_registry(engine: docker.DockerClient, reference: str, registry: Registry
     except docker.errors.APIError as error:
         if error.status_code in (401, 403, 404):
             return False
-        raise
+        raise _unanswered(registry, error) from None
     return True
+
+
+def _unanswered(registry: Registry, error: docker.errors.APIError) -> ProbelabError:
+    """The registry is down, unreachable or refuses the login: one line naming it, before
+    anything is built."""
+    why = SECRETS.mask(" ".join(str(error.explanation or error).split()))
+    if error.status_code in (401, 403):
+        return ProbelabError(f"the registry {registry.host} refused the login ({why})")
+    return ProbelabError(
+        f"the registry {registry.host} does not answer ({why}); is it running? "
+        "(`probelab cluster status` for the local one)"
+    )
 
 
 def build_and_push(engine: docker.DockerClient, context: Path, registry: Registry) -> str:
@@ -82,7 +94,10 @@ def build_and_push(engine: docker.DockerClient, context: Path, registry: Registr
             log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log)
             tail = "\n".join(log.strip().splitlines()[-15:])
             raise ProbelabError(f"docker build of {context} failed: {error.msg}\n{tail}") from error
-    registry.login(engine)
+    try:
+        registry.login(engine)
+    except docker.errors.APIError as error:
+        raise _unanswered(registry, error) from None
     with step(f"pushing {reference}"):
         for line in engine.images.push(repository, tag=tag, stream=True, decode=True):
             if "error" in line:

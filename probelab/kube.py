@@ -140,16 +140,24 @@ def watch_until(
 ) -> T:
     """List, then watch, until `check(obj)` returns something truthy for some object.
 
-    Fails with WaitTimeout after `timeout` seconds; resumes after a 410 from a new list.
+    Resumes from a new list after a 410 and after the API server went away (a restart):
+    objects that changed meanwhile are in that list. Fails with WaitTimeout after `timeout`
+    seconds, saying how long the server was unreachable when it was.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        listing = retry_transient(list_func)(**list_kwargs)
-        for item in listing.items:
-            if result := check(item):
-                return result
-        version = listing.metadata.resource_version
+    lost: float | None = None  # since when the server has not answered
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
+            # list retries end at the deadline, not later
+            bounded = retry_transient(list_func).retry_with(
+                stop=tenacity.stop_after_delay(remaining)
+            )
+            listing = bounded(**list_kwargs)
+            lost = None
+            for item in listing.items:
+                if result := check(item):
+                    return result
+            version = listing.metadata.resource_version
             while (remaining := deadline - time.monotonic()) > 0:
                 stream = watch.Watch().stream(
                     list_func,
@@ -163,10 +171,23 @@ def watch_until(
                         result := check(event["object"])
                     ):
                         return result
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
         except ApiException as error:
-            if error.status != 410:
+            if error.status == 410:
+                continue
+            if not _is_transient(error):
                 raise
+            time.sleep(min(RELIST_PAUSE, max(0.0, deadline - time.monotonic())))
+        except (urllib3.exceptions.HTTPError, OSError):
+            lost = lost or time.monotonic()
+            time.sleep(min(RELIST_PAUSE, max(0.0, deadline - time.monotonic())))
+    message = f"timed out after {timeout:.0f}s waiting for {what}"
+    if lost is not None:
+        message += f"; the API server has not answered for the last {time.monotonic() - lost:.0f}s"
+    raise WaitTimeout(message)
+
+
+RELIST_PAUSE = 1.0
+"""Seconds between lists while the API server does not answer (it restarts in a few)."""
 
 
 def dynamic_client(api: client.ApiClient) -> dynamic.DynamicClient:

@@ -13,16 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3.exceptions
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
-from probelab.errors import WaitTimeout
+from probelab.errors import WaitAborted, WaitTimeout
 from probelab.i18n import _
 from probelab.manifests import find_manifest, load_manifest
 from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
 from probelab.registries.base import Registry
-from probelab.timeline import Timeline
+from probelab.timeline import Timeline, event_time
 
 T = TypeVar("T")
 PULL_SECRET = "ecr-regcred"  # the seed's name for it
@@ -173,15 +175,84 @@ class Lab:
             lambda t: next((o for o in t.pods(name) if o.phase in ("Succeeded", "Failed")), None),
             timeout=POD_START_ALLOWANCE,
             what=f"the {name} pod to finish",
+            pod=name,
         )
         return done.phase, self.logs(name)
 
     def logs(self, pod: str, *, previous: bool = False) -> str:
         return kube.pod_logs(self.api, self.namespace, pod, previous=previous)
 
-    def wait(self, check: Callable[[Timeline], T | None], *, timeout: float, what: str) -> T:
-        """Wait on this scenario's timeline (see `Timeline.wait_until`)."""
-        return self.timeline.wait_until(check, timeout=timeout, what=what)
+    def wait(
+        self,
+        check: Callable[[Timeline], T | None],
+        *,
+        timeout: float,
+        what: str,
+        pod: str | None = None,
+    ) -> T:
+        """Wait on this scenario's timeline (see `Timeline.wait_until`). The wait fails at
+        once when the namespace is being deleted or `pod` (the one it is about) is being
+        deleted or was replaced; a timed-out one names kubelet restarts during it."""
+        began = datetime.now(UTC)
+        try:
+            return self.timeline.wait_until(check, timeout=timeout, what=what, gone=self._gone(pod))
+        except WaitTimeout as error:
+            since = (self.timeline.first_start(pod) if pod else None) or began
+            raise WaitTimeout(self._with_kubelet_restarts(str(error), since)) from None
+
+    def _gone(self, pod: str | None) -> Callable[[Timeline], str | None]:
+        """Why a wait starting now can no longer come true, once it cannot."""
+        before = self.timeline.pods(pod) if pod else []
+        latest = before[-1] if before else None
+        uid = latest.uid if latest is not None and not latest.deleted else ""
+
+        def why(timeline: Timeline) -> str | None:
+            if timeline.namespace_deleted is not None:
+                return _("its namespace {namespace} is being deleted").format(
+                    namespace=self.namespace
+                )
+            if pod is None:
+                return None
+            # from the pod as the wait found it: one already terminating counts too
+            since = timeline.pods(pod)[len(before) - 1 if uid else len(before) :]
+            if any(o.deleted or o.terminating for o in since):
+                return _("pod {pod} is being deleted").format(pod=pod)
+            if uid and any(o.uid and o.uid != uid for o in since):
+                return _("pod {pod} was replaced by another pod of that name").format(pod=pod)
+            return None
+
+        return why
+
+    def _with_kubelet_restarts(self, message: str, since: datetime) -> str:
+        """`message` with, at the end of its first line, the kubelet restarts since `since`
+        (a restarted kubelet starts its probes and back-off afresh)."""
+        restarts = self.kubelet_restarts(since)
+        if not restarts:
+            return message
+        head, _sep, rest = message.partition("\n")
+        note = _("; kubelet restarted at {times} during this wait").format(
+            times=", ".join(f"{at:%H:%M:%S} UTC ({node})" for at, node in restarts)
+        )
+        return f"{head}{note}\n{rest}" if rest else head + note
+
+    def kubelet_restarts(self, since: datetime) -> list[tuple[datetime, str]]:
+        """(when, node) of each kubelet start since `since`, from the Nodes' "Starting
+        kubelet." events; nothing when they cannot be read (the API server away)."""
+        try:
+            events = self.core.list_namespaced_event(
+                "default",
+                field_selector="involvedObject.kind=Node,reason=Starting",
+                _request_timeout=10,
+            ).items
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            return []
+        found = []
+        for event in events:
+            observed = event_time(event)
+            component = (event.source.component if event.source else None) or ""
+            if component == "kubelet" and observed >= since:
+                found.append((observed, str(event.involved_object.name)))
+        return sorted(found)
 
     def container_started(self, pod: str) -> datetime:
         """When the pod's first container started (waiting for it if need be)."""
@@ -189,6 +260,7 @@ class Lab:
             lambda t: t.first_start(pod),
             timeout=POD_START_ALLOWANCE,
             what=f"the first container of {pod} to start",
+            pod=pod,
         )
 
     def wait_from_start(
@@ -199,12 +271,13 @@ class Lab:
         first holds after its deadline fails even when the test looks late."""
         started = self.container_started(pod)
         budget += START_SECOND
-        found = self.wait(check, timeout=_seconds_left(started, budget), what=what)
+        found = self.wait(check, timeout=_seconds_left(started, budget), what=what, pod=pod)
         at = getattr(found, "at", None)
         if isinstance(at, datetime) and (late := (at - started).total_seconds()) > budget:
             message = _("{what}: seen only {late:.1f}s after the first start, past {budget:.1f}s")
+            head = message.format(what=what, late=late, budget=budget)
             raise WaitTimeout(
-                message.format(what=what, late=late, budget=budget)
+                self._with_kubelet_restarts(head + self.timeline.outage_note(started), started)
                 + "\n\n"
                 + self.timeline.render()
             )
@@ -216,9 +289,17 @@ class Lab:
         """Fail if `violation` holds at any time in the `budget` seconds from the first start."""
         started = self.container_started(pod)
         try:
-            seen = self.wait(violation, timeout=_seconds_left(started, budget), what=what)
+            seen = self.wait(violation, timeout=_seconds_left(started, budget), what=what, pod=pod)
         except WaitTimeout:
-            return
+            _lost, ongoing = self.timeline.unreachable_seconds(started, datetime.now(UTC))
+            if not ongoing:
+                return
+            # Nothing seen, but nothing could be: that proves no absence.
+            message = _("no {what} seen, but the API server is unreachable{outage}")
+            outage = self.timeline.outage_note(started)
+            raise WaitAborted(
+                message.format(what=what, outage=outage) + "\n\n" + self.timeline.render()
+            ) from None
         raise AssertionError(_("{what} happened: {seen}").format(what=what, seen=seen))
 
     def pod_spec(self, pod: str) -> Mapping[str, Any]:

@@ -1,6 +1,7 @@
-"""Feed a Timeline from watches of the pods, events and EndpointSlices in one namespace.
+"""Feed a Timeline from watches of the pods, events and EndpointSlices in one namespace,
+and of the namespace itself (a namespace being deleted ends every wait in it at once).
 
-Three background threads, one per resource, each list once and then watch from the list's
+Four background threads, one per resource, each list once and then watch from the list's
 resourceVersion, as `kubectl get -w` does. A watch the server ends is resumed from the
 last version seen; one that has expired (410 Gone) starts again from a new list, and the
 timeline drops the duplicates a relist brings. The recorder starts before anything is
@@ -37,26 +38,33 @@ class Recorder:
         self._core = client.CoreV1Api(api)
         discovery = client.DiscoveryV1Api(api)
         self._stopping = threading.Event()
-        self._ready = threading.Barrier(4)
+        in_namespace = {"namespace": namespace}
+        watches: list[tuple[str, Callable[..., Any], Callable[[str, Any], None], dict[str, str]]]
+        watches = [
+            ("pods", self._core.list_namespaced_pod, self._add_pod, in_namespace),
+            ("events", self._core.list_namespaced_event, self._add_event, in_namespace),
+            (
+                "endpoints",
+                discovery.list_namespaced_endpoint_slice,
+                self._add_slice,
+                in_namespace,
+            ),
+            (
+                "namespace",
+                self._core.list_namespace,
+                self._add_namespace,
+                {"field_selector": f"metadata.name={namespace}"},
+            ),
+        ]
+        self._ready = threading.Barrier(len(watches) + 1)
         self._threads = [
             threading.Thread(
                 target=self._follow,
-                args=(self._core.list_namespaced_pod, self._add_pod),
-                name=f"probelab-pods-{namespace}",
+                args=(list_func, add, list_kwargs),
+                name=f"probelab-{what}-{namespace}",
                 daemon=True,
-            ),
-            threading.Thread(
-                target=self._follow,
-                args=(self._core.list_namespaced_event, self._add_event),
-                name=f"probelab-events-{namespace}",
-                daemon=True,
-            ),
-            threading.Thread(
-                target=self._follow,
-                args=(discovery.list_namespaced_endpoint_slice, self._add_slice),
-                name=f"probelab-endpoints-{namespace}",
-                daemon=True,
-            ),
+            )
+            for what, list_func, add, list_kwargs in watches
         ]
 
     def start(self) -> "Recorder":
@@ -86,7 +94,16 @@ class Recorder:
         if kind != "DELETED":
             self.timeline.add_slice(slice_)
 
-    def _follow(self, list_func: Callable[..., Any], add: Callable[[str, Any], None]) -> None:
+    def _add_namespace(self, kind: str, namespace: client.V1Namespace) -> None:
+        if kind == "DELETED" or (namespace.metadata and namespace.metadata.deletion_timestamp):
+            self.timeline.namespace_deleting()
+
+    def _follow(
+        self,
+        list_func: Callable[..., Any],
+        add: Callable[[str, Any], None],
+        list_kwargs: dict[str, str],
+    ) -> None:
         follow(
             list_func,
             add,
@@ -94,7 +111,7 @@ class Recorder:
             listed=lambda: self._ready.wait(timeout=60),
             unreachable=self.timeline.api_unreachable,
             where=f"in {self.namespace}",
-            namespace=self.namespace,
+            **list_kwargs,
         )
 
 

@@ -27,7 +27,7 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
-from probelab.errors import WaitTimeout
+from probelab.errors import WaitAborted, WaitTimeout
 from probelab.i18n import _
 
 T = TypeVar("T")
@@ -60,6 +60,7 @@ class PodObservation:
     containers: tuple[ContainerSnapshot, ...]
     deleted: bool = False
     terminating: bool = False  # metadata.deletionTimestamp was set
+    uid: str = ""  # another uid under the same name is another pod
 
     @property
     def status(self) -> str:
@@ -86,7 +87,7 @@ class PodObservation:
 class EventObservation:
     """One Kubernetes event (or a later update of it, with a higher count)."""
 
-    at: datetime  # the event's own time, see _event_time
+    at: datetime  # the event's own time, see event_time
     pod: str  # involvedObject.name
     type: str
     reason: str
@@ -119,6 +120,7 @@ class Timeline:
         # When the watches could not reach the API server: (since, until or None while open).
         self._outages: list[tuple[datetime, datetime | None]] = []
         self._slices: list[EndpointObservation] = []
+        self._namespace_deleted: datetime | None = None  # when its deletion was first seen
 
     def add_pod(
         self, pod: V1Pod, *, deleted: bool = False, at: datetime | None = None
@@ -139,6 +141,19 @@ class Timeline:
                 self._outages[-1] = (self._outages[-1][0], datetime.now(UTC))
             elif since is not None and not open_outage:
                 self._outages.append((_aware(since), None))
+
+    def namespace_deleting(self) -> None:
+        """The namespace is terminating (or gone): nothing in it can still come true."""
+        with self._changed:
+            if self._namespace_deleted is None:
+                self._namespace_deleted = datetime.now(UTC)
+                self._version += 1
+                self._changed.notify_all()
+
+    @property
+    def namespace_deleted(self) -> datetime | None:
+        with self._changed:
+            return self._namespace_deleted
 
     def unreachable_seconds(self, start: datetime, end: datetime) -> tuple[float, bool]:
         """Seconds between `start` and `end` the API server was unreachable, and whether it
@@ -224,11 +239,20 @@ class Timeline:
         starts = [c.started_at for o in self.pods(pod) for c in o.containers if c.started_at]
         return min(starts, default=None)
 
-    def wait_until(self, check: Callable[[Timeline], T | None], *, timeout: float, what: str) -> T:
+    def wait_until(
+        self,
+        check: Callable[[Timeline], T | None],
+        *,
+        timeout: float,
+        what: str,
+        gone: Callable[[Timeline], str | None] | None = None,
+    ) -> T:
         """Return ``check``'s first truthy result, re-checking after every append.
 
-        ``check`` runs outside the lock, so it may itself read the timeline (or be slow)
-        without blocking the watch threads.
+        ``gone`` says why ``check`` can no longer come true (its pod deleted): the wait
+        then fails at once with WaitAborted instead of at its deadline. ``check`` runs
+        outside the lock, so it may itself read the timeline (or be slow) without
+        blocking the watch threads.
         """
         deadline = time.monotonic() + timeout
         began = datetime.now(UTC)
@@ -238,6 +262,8 @@ class Timeline:
             result = check(self)
             if result:
                 return result
+            if gone is not None and (why := gone(self)):
+                raise WaitAborted(f"{what}: {why}\n\n{self.render()}")
             with self._changed:
                 while self._version == seen and (remaining := deadline - time.monotonic()) > 0:
                     self._changed.wait(remaining)
@@ -246,9 +272,9 @@ class Timeline:
                 seen_not = _("{what}: not seen within {timeout}s").format(
                     what=what, timeout=f"{timeout:g}"
                 )
-                raise WaitTimeout(f"{seen_not}{self._outage_note(began)}\n\n{self.render()}")
+                raise WaitTimeout(f"{seen_not}{self.outage_note(began)}\n\n{self.render()}")
 
-    def _outage_note(self, began: datetime) -> str:
+    def outage_note(self, began: datetime) -> str:
         """Why nothing was seen, when the API server was away during the wait."""
         lost, ongoing = self.unreachable_seconds(began, datetime.now(UTC))
         if lost <= 0:
@@ -355,10 +381,11 @@ def _pod_observation(pod: V1Pod, *, deleted: bool, at: datetime) -> PodObservati
         containers=tuple(_container_snapshot(n, statuses.get(n)) for n in names),
         deleted=deleted,
         terminating=metadata.deletion_timestamp is not None,
+        uid=metadata.uid or "",
     )
 
 
-def _event_time(event: CoreV1Event) -> datetime:
+def event_time(event: CoreV1Event) -> datetime:
     """The event's latest known occurrence, whichever API generation filled it in."""
     candidates = (
         event.series.last_observed_time if event.series else None,
@@ -374,7 +401,7 @@ def _event_time(event: CoreV1Event) -> datetime:
 def _event_observation(event: CoreV1Event) -> EventObservation:
     series_count = event.series.count if event.series else None
     return EventObservation(
-        at=_event_time(event),
+        at=event_time(event),
         pod=event.involved_object.name or "",
         type=event.type or "",
         reason=event.reason or "",

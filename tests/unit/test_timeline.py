@@ -1,11 +1,16 @@
-"""The timeline: conversion from Kubernetes objects, queries, waiting and rendering."""
+"""The timeline: conversion from Kubernetes objects, queries, waiting and rendering; lab
+waits whose pod or namespace goes fail at once (WaitAborted), never at their deadline, and a
+"this never happens" check cannot pass while the API server is away."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from kubernetes import client
 from kubernetes.client import (
     CoreV1Event,
     CoreV1EventSeries,
@@ -23,7 +28,9 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
-from probelab.errors import WaitTimeout
+from probelab.errors import WaitAborted, WaitTimeout
+from probelab.lab import Lab, Scenario
+from probelab.registries.base import Credentials, FixedRegistry
 from probelab.timeline import EventObservation, PodObservation, Timeline
 
 T0 = datetime(2026, 1, 31, 6, 0, 0, tzinfo=UTC)
@@ -332,3 +339,111 @@ def test_endpoint_slices_are_recorded_and_shown() -> None:
     assert seen.lists("10.244.0.7", ready=True) and seen.lists("10.244.0.8", ready=False)
     assert not seen.lists("10.244.0.8", ready=True) and timeline.slices("other") == []
     assert "10.244.0.8 (not ready)" in timeline.render()
+
+
+# lab waits that can no longer come true
+
+
+def _lab() -> Lab:
+    """A Lab whose API client points nowhere: these tests feed its timeline by hand."""
+    configuration = client.Configuration()
+    configuration.host = "https://127.0.0.1:9"  # discard port: every call is refused
+    return Lab(
+        client.ApiClient(configuration),
+        Scenario("unit", ()),
+        namespace="probelab-unit-000000",
+        run_id="unit",
+        image="registry.example/fastapi-health:test",
+        registry=FixedRegistry("registry.example", Credentials("u", "not-a-real-password")),
+        manifests_dir=Path("."),
+    )
+
+
+def _as(obj: V1Pod, uid: str, *, deleting: bool = False) -> V1Pod:
+    assert obj.metadata is not None
+    obj.metadata = V1ObjectMeta(
+        name=obj.metadata.name, uid=uid, deletion_timestamp=datetime.now(UTC) if deleting else None
+    )
+    return obj
+
+
+def _aborts(lab: Lab, pod_name: str | None = "fastapi-bad") -> str:
+    began = time.monotonic()
+    with pytest.raises(WaitAborted) as caught:
+        lab.wait(lambda t: None, timeout=30, what="three restarts", pod=pod_name)
+    assert time.monotonic() - began < 5, "aborted only near its deadline"
+    return str(caught.value).splitlines()[0]
+
+
+def test_a_pod_already_terminating_fails_the_wait_at_once() -> None:
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a", deleting=True))
+    assert _aborts(lab) == "three restarts: pod fastapi-bad is being deleted"
+
+
+def test_a_pod_replaced_under_the_wait_fails_it() -> None:
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"))
+    gone = lab._gone("fastapi-bad")
+    assert gone(lab.timeline) is None
+    lab.timeline.add_pod(_as(pod(running(1)), "b"))  # a relist after an outage: new uid
+    assert gone(lab.timeline) == "pod fastapi-bad was replaced by another pod of that name"
+
+
+def test_a_pod_deleted_before_the_wait_may_come_back() -> None:
+    """Deleted, then applied again: a wait that starts after the deletion is for the new one."""
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"), deleted=True)
+    gone = lab._gone("fastapi-bad")
+    lab.timeline.add_pod(_as(pod(running(5)), "b"))
+    assert gone(lab.timeline) is None
+    lab.timeline.add_pod(_as(pod(running(5)), "b"), deleted=True)
+    assert gone(lab.timeline) == "pod fastapi-bad is being deleted"
+
+
+def test_other_pods_going_do_not_matter() -> None:
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"))
+    gone = lab._gone("fastapi-bad")
+    lab.timeline.add_pod(_as(pod(running(0), name="other"), "c", deleting=True))
+    assert gone(lab.timeline) is None
+
+
+def test_a_namespace_being_deleted_fails_every_wait_in_it() -> None:
+    lab = _lab()
+    lab.timeline.namespace_deleting()
+    assert _aborts(lab, pod_name=None) == (
+        "three restarts: its namespace probelab-unit-000000 is being deleted"
+    )
+
+
+def test_a_plain_timeout_is_still_a_timeout() -> None:
+    with pytest.raises(WaitTimeout) as caught:
+        _lab().wait(lambda t: None, timeout=0.1, what="three restarts", pod="fastapi-bad")
+    assert not isinstance(caught.value, WaitAborted)
+
+
+def test_a_never_check_cannot_pass_while_the_api_server_is_away() -> None:
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"))
+    started = lab.container_started("fastapi-bad")
+    lab.timeline.api_unreachable(datetime.now(UTC) - timedelta(seconds=3))
+    budget = (datetime.now(UTC) - started).total_seconds() + 0.2
+    with pytest.raises(WaitAborted, match="no a restart seen, but the API server is unreachable"):
+        lab.assert_never("fastapi-bad", lambda t: None, budget=budget, what="a restart")
+
+
+def test_a_never_check_passes_after_an_outage_that_ended() -> None:
+    """The relist after an outage brings the restart counts, so a closed outage hides none."""
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"))
+    started = lab.container_started("fastapi-bad")
+    lab.timeline.api_unreachable(datetime.now(UTC) - timedelta(seconds=3))
+    lab.timeline.api_unreachable(None)
+    budget = (datetime.now(UTC) - started).total_seconds() + 0.2
+    lab.assert_never("fastapi-bad", lambda t: None, budget=budget, what="a restart")
+
+
+def test_wait_until_takes_gone_from_its_caller() -> None:
+    with pytest.raises(WaitAborted, match=r"^x: gone\n"):
+        Timeline().wait_until(lambda t: None, timeout=30, what="x", gone=lambda t: "gone")
