@@ -6,10 +6,12 @@ Nothing here runs `go`; the inputs are shaped like upstream's own files.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
+from probelab import locks
 from probelab.clusters.local.build import (
     OWN_GO,
     Builder,
@@ -250,3 +252,30 @@ def test_single_binary_refuses_to_guess(tmp_path: Path) -> None:
 
     with pytest.raises(ProbelabError, match=r"expected one binary .* found 2"):
         _single_binary(tmp_path, "etcd")
+
+
+def test_a_second_build_of_one_recipe_waits_and_takes_the_first_ones_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes building one name would share its source folder; the second waits,
+    says so, and builds nothing once the first one's result is complete."""
+    builder = Builder(tmp_path)
+    builder.__dict__["_go_version"] = "go1.26.8"  # no `go` here
+    ran: list[list[str]] = []
+    monkeypatch.setattr(builder, "_go_run", lambda args, cwd, what: ran.append(list(args)) or "")
+    waiting = threading.Event()
+    monkeypatch.setattr(locks, "say", lambda message: waiting.set())
+    out, _ = builder._cached("thing", "recipe")
+    results: list[Path] = []
+    with locks.exclusive(tmp_path / "locks" / "thing.lock"):  # the first build, still going
+        second = threading.Thread(
+            target=lambda: results.append(builder._build("thing", "recipe", "", {}, ["pkg"]))
+        )
+        second.start()
+        assert waiting.wait(timeout=10), "the second build did not say it waits"
+        assert results == []
+        out.mkdir(parents=True)
+        (out / ".complete").write_text("recipe\n")
+    second.join(timeout=10)
+    assert results == [out]
+    assert ran == []

@@ -28,6 +28,7 @@ from probelab.clusters.local import releases
 from probelab.clusters.local.releases import KUBERNETES_MODULE, Request, Versions
 from probelab.clusters.local.toolchain import Toolchains, version_tuple
 from probelab.errors import ProbelabError
+from probelab.locks import exclusive
 from probelab.progress import say, step
 
 KUBERNETES_COMMANDS = (
@@ -242,21 +243,29 @@ class Builder:
             module = self.module(*needs)
             self.require_go(releases.go_directive(module.go_mod), "@".join(needs))
             out, _ = self._cached(name, recipe)  # the key holds the Go version
-        src = self.cache_root / "src" / name
-        src.mkdir(parents=True, exist_ok=True)
-        (src / "go.mod").write_text(go_mod)
-        for filename, text in sources.items():
-            (src / filename).write_text(text)
-        bin_dir = out / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        flags = ["-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", f"{bin_dir}/"]
-        with step(what or f"building {name}"):
-            self._go_run(["build", *flags, *packages], src, f"building {name}")
-            if tests:
-                # -vet=off: vet checks upstream's code, which is not ours to fix.
-                self._go_run(["test", "-c", "-vet=off", *flags, *tests], src, f"building {name}")
-        (out / ".complete").write_text(recipe + "\n")
-        return out
+        # Two processes building one name would share its source folder: one at a time, and
+        # the second one finds the first one's result.
+        busy = f"another probelab process is building {name}; waiting for it"
+        with exclusive(self.cache_root / "locks" / f"{name}.lock", busy):
+            if (out / ".complete").is_file():
+                return out
+            src = self.cache_root / "src" / name
+            src.mkdir(parents=True, exist_ok=True)
+            (src / "go.mod").write_text(go_mod)
+            for filename, text in sources.items():
+                (src / filename).write_text(text)
+            bin_dir = out / "bin"
+            bin_dir.mkdir(parents=True, exist_ok=True)
+            flags = ["-mod=mod", "-trimpath", f"-ldflags={ldflags}", "-o", f"{bin_dir}/"]
+            with step(what or f"building {name}"):
+                self._go_run(["build", *flags, *packages], src, f"building {name}")
+                if tests:
+                    # -vet=off: vet checks upstream's code, which is not ours to fix.
+                    self._go_run(
+                        ["test", "-c", "-vet=off", *flags, *tests], src, f"building {name}"
+                    )
+            (out / ".complete").write_text(recipe + "\n")
+            return out
 
     def kubernetes(self, version: str) -> Path:
         """kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl."""

@@ -16,12 +16,11 @@ cluster's issuer can check it.
 
 import base64
 import contextlib
-import fcntl
 import ipaddress
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from probelab.locks import exclusive
 from probelab.secrets import SECRETS
 
 CA_COMMON_NAME = "probelab-ca"
@@ -187,7 +187,7 @@ def ensure_pki(
         ),
     ]
     now = datetime.now(UTC)
-    with _locked(layout.root):
+    with exclusive(layout.root / ".lock"):
         ca_cert, ca_key = _ensure_ca(layout, now)
         _ensure_service_account_keys(layout)
         for leaf in leaves:
@@ -524,13 +524,6 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 def _ensure_mode(path: Path, mode: int) -> None:
     if stat.S_IMODE(path.stat().st_mode) != mode:
         path.chmod(mode)
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    with open(root / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 def _b64(data: bytes) -> str:
