@@ -262,7 +262,12 @@ def test_a_second_build_of_one_recipe_waits_and_takes_the_first_ones_result(
     builder = Builder(tmp_path)
     builder.__dict__["_go_version"] = "go1.26.8"  # no `go` here
     ran: list[list[str]] = []
-    monkeypatch.setattr(builder, "_go_run", lambda args, cwd, what: ran.append(list(args)) or "")
+
+    def go_run(args: list[str], cwd: Path, what: str) -> str:
+        ran.append(list(args))
+        return ""
+
+    monkeypatch.setattr(builder, "_go_run", go_run)
     waiting = threading.Event()
     monkeypatch.setattr(locks, "say", lambda message: waiting.set())
     out, _ = builder._cached("thing", "recipe")
