@@ -1,7 +1,8 @@
 """How close `probelab predict` comes to what kubelet does: predict and observe each case.
 
     sudo .venv/bin/python benchmarks/predict_accuracy.py [--runs 3] [--parallel 2]
-        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|all] [CASE ...]
+        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|all] [CASE ...]
+    .venv/bin/python benchmarks/predict_accuracy.py --rejudge benchmarks/data/RUN.json
 
 Each manifest runs on the local cluster (which must be up) ``--runs`` times, for just long
 enough to show its behaviour, two at a time. Four sets, reported apart: ``tuning``
@@ -59,6 +60,7 @@ SETS = {
     "new": MANIFESTS / "new",
     "new2": MANIFESTS / "new2",
     "new3": MANIFESTS / "new3",
+    "new4": MANIFESTS / "new4",
 }
 DATA = ROOT / "benchmarks" / "data"
 DURATION_ANNOTATION = "probelab.dev/observe-seconds"
@@ -79,6 +81,8 @@ DURATIONS = {
 }
 GOAL_MEDIAN, GOAL_MAX = 0.5, 2.0
 SAMPLES = 400
+REJUDGE_IMAGE = "registry.local:5000/fastapi-health:rejudged"
+"""Stands for the pushed lab image (tagged, so no pull before each start, as benchmarked)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class Point:
     case: str
     set: str
     run: int
+    container: int  # its index in the pod
     what: str
     predicted: float | None  # on the nominal path
     observed: float | None
@@ -158,12 +163,12 @@ def compare(
     run: int,
     pod: PodUnderTest,
     kubelet: Kubelet,
-    observed: ContainerTimeline,
+    seen: dict[str, float],
     index: int,
 ) -> list[Point]:
-    """Every moment predicted or observed, once, against the path the run followed."""
-    container = pod.spec["containers"][index]
-    probed = bool({"readiness", "startup"} & set(container_probes(container)))
+    """Every moment predicted or observed (``seen``: :func:`probed_moments` of the
+    observation), once, against the path the run followed."""
+    probed = _probed(pod, index)
     nominal = predict_pod(pod, duration=case.duration, apps=app_for(), kubelet=kubelet).containers[
         index
     ]
@@ -172,7 +177,7 @@ def compare(
     )
     paths = [p.containers[index] for p in sampled]
     spread = spans(paths, probed)
-    predicted, seen = moments(nominal, probed), moments(observed, probed)
+    predicted = moments(nominal, probed)
     followed = match(
         seen, MatchPath("nominal", None, predicted), branch_paths(paths, probed), GOAL_MAX
     ).path
@@ -188,6 +193,7 @@ def compare(
                 case.name,
                 case.set,
                 run,
+                index,
                 what,
                 predicted.get(what),
                 seen.get(what),
@@ -197,6 +203,36 @@ def compare(
                 reference.get(what),
             )
         )
+    return points
+
+
+def _probed(pod: PodUnderTest, index: int) -> bool:
+    container = pod.spec["containers"][index]
+    return bool({"readiness", "startup"} & set(container_probes(container)))
+
+
+def probed_moments(pod: PodUnderTest, index: int, observed: ContainerTimeline) -> dict[str, float]:
+    return moments(observed, _probed(pod, index))
+
+
+def rejudge(stored: dict[str, Any], kubelet: Kubelet, image: str) -> list[Point]:
+    """A stored run's observations judged again by the current model (no cluster). Raw
+    data from before the container index was kept holds single-container pods only."""
+    runs: dict[tuple[str, str, int, int], dict[str, float]] = {}
+    for p in stored["points"]:
+        key = (p["set"], p["case"], p["run"], p.get("container", 0))
+        runs.setdefault(key, {})
+        if p["observed"] is not None:
+            runs[key][p["what"]] = p["observed"]
+    points = []
+    for (set_name, name, number, index), seen in runs.items():
+        (case,) = [c for c in cases(set_name, [name]) if c.set == set_name]
+        for pod in read_pods(case.path):
+            applied = PodUnderTest(pod.name, pod_object(pod, "x", image)["spec"], pod.source)
+            if "container" not in stored["points"][0] and len(applied.spec["containers"]) > 1:
+                print(f"  {set_name}/{name}: several containers, skipped", file=sys.stderr)
+                continue
+            points += compare(case, number, applied, kubelet, seen, index)
     return points
 
 
@@ -288,7 +324,16 @@ def main() -> int:
         help="run on this local cluster version (as `probelab cluster up --kubernetes-version`"
         ": another than the running one replaces it); default: the running cluster",
     )
+    parser.add_argument(
+        "--rejudge",
+        metavar="RAW_JSON",
+        type=Path,
+        help="judge a stored run's observations (benchmarks/data/*.json) by the current "
+        "model; no cluster",
+    )
     args = parser.parse_args()
+    if args.rejudge is not None:
+        return rejudged(args.rejudge)
     local = LocalCluster()
     try:
         if not 1 <= args.runs <= 20 or not 1 <= args.parallel <= 8:
@@ -322,26 +367,45 @@ def main() -> int:
         for pod, seen_pod in zip(read_pods(case.path), seen.pods, strict=True):
             applied = PodUnderTest(pod.name, pod_object(pod, "x", image)["spec"], pod.source)
             for index, container in enumerate(seen_pod.containers):
-                points += compare(case, number, applied, kubelet, container, index)
+                seen_at = probed_moments(applied, index, container)
+                points += compare(case, number, applied, kubelet, seen_at, index)
         print(f"  {case.set}/{case.name} run {number} done", file=sys.stderr, flush=True)
         return points
 
     jobs = [(case, number) for number in range(1, args.runs + 1) for case in chosen]
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         points = [p for found in pool.map(run, jobs) for p in found]
-    text = report(points, kubelet.label)
+    return publish(points, kubelet.label, args.runs, "")
+
+
+def publish(points: list[Point], kubelet: str, runs: int, kind: str) -> int:
+    """Print the report, keep it and the raw points; 0 when every set met the goal."""
+    text = report(points, kubelet)
     print(text)
     DATA.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    raw = {
-        "kubelet": kubelet.label,
-        "runs": args.runs,
+    raw: dict[str, Any] = {
+        "kubelet": kubelet,
+        "runs": runs,
         "points": [asdict(p) for p in points],
         "summary": {s: summary([p for p in points if p.set == s]) for s in SETS},
     }
-    (DATA / f"predict-accuracy-{kubelet.label}-{stamp}.json").write_text(json.dumps(raw, indent=1))
-    (DATA / f"predict-accuracy-{kubelet.label}-{stamp}.md").write_text(text + "\n")
+    stem = f"predict-accuracy-{kubelet}{kind}-{stamp}"
+    (DATA / f"{stem}.json").write_text(json.dumps(raw, indent=1))
+    (DATA / f"{stem}.md").write_text(text + "\n")
     return 0 if all(s["met"] for s in raw["summary"].values() if s["points"]) else 1
+
+
+def rejudged(raw: Path) -> int:
+    """--rejudge: a stored run's observations against the current model, no cluster."""
+    try:
+        stored = json.loads(raw.read_text())
+        kubelet = Kubelet.parse(stored["kubelet"])
+        points = rejudge(stored, kubelet, REJUDGE_IMAGE)
+    except (OSError, ValueError, KeyError, ProbelabError) as error:
+        print(f"predict_accuracy: cannot rejudge {raw}: {error}", file=sys.stderr)
+        return 2
+    return publish(points, kubelet.label, int(stored["runs"]), "-rejudged")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   exists, ticking every ``periodSeconds`` for the pod's life. A tick is skipped until
   kubelet's status shows the container, while ``int(age) < initialDelaySeconds`` (age
   from the status' StartedAt, which keeps whole seconds only), and
-  (liveness, readiness) until the startup probe has passed. A result flips after
+  (liveness, readiness) until the startup probe has passed; until then the container
+  is not ready (``prober_manager.go`` ``UpdatePodStatus``), so a restarted one turns
+  unready as soon as kubelet's status shows it. A result flips after
   ``failureThreshold``/``successThreshold`` equal results in a row; the run counter
   survives restarts. Liveness and startup workers hold after acting until a new container
   appears. A probe that times out fails; one that errors (an unresolvable port) is
@@ -200,6 +202,8 @@ class _Container:
         self.event(start, "started", "restart" if restart else "first start")
         if not gated and self.worker("readiness") is None:
             self.later(visible + self.lat("publish"), True, "running")
+        elif gated and restart:  # UpdatePodStatus: not started, so not ready, from its first status
+            self.later(visible + self.lat("publish"), False, "startup probe not passed yet")
         self.at(visible, self.pod_sync)  # PLEG saw the start: kubelet syncs the pod
         if self.app.exits_after is not None:
             end = start + self.app.exits_after

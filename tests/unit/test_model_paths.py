@@ -98,3 +98,26 @@ def test_an_app_booting_past_both_syncs_after_its_start_waits_a_period(period: i
     assert ready_at(first - 0.1) == pytest.approx(first + node.publish, abs=0.01)
     assert ready_at(second - 0.1) == pytest.approx(second + node.publish, abs=0.01)
     assert ready_at(second + 0.1, period) == pytest.approx(second + period + node.publish, abs=0.01)
+
+
+def test_a_restarted_container_is_unready_until_its_startup_probe_passes() -> None:
+    """new3/startup-then-liveness-delay: the API showed it unready a second after each
+    restart, not only at CrashLoopBackOff."""
+    container = {
+        "name": "app",
+        "image": LAB,
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": 8000},
+            "initialDelaySeconds": 6,
+            "periodSeconds": 3,
+            "failureThreshold": 2,
+        },
+    }
+    pod = PodUnderTest("p", {"containers": [container]}, "Pod/p")
+    node = Node()
+    t = predict_pod(pod, duration=30, apps=app_for(), node=node).containers[0]
+    first = t.restarts_at[0]
+    unready = [e.at for e in t.events if e.kind == "not-ready"]
+    assert unready[0] == pytest.approx(first + node.notice + node.publish, abs=0.01)
+    assert moments(t, True)["not ready"] < t.restarts_at[1]
