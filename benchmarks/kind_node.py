@@ -2,7 +2,7 @@
 
     sudo DOCKER_HOST=unix:///run/probelab-kind/docker.sock \\
         .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--cold-repeat 2] \\
-        [--lab-repeat 2] [--phases images,create,labs]
+        [--lab-repeat 2] [--phases images,create,labs,ecr]
 
 - image, cold: the node's Debian root (debootstrap), its base image and the node image made
   again; the Go builds are the local cluster's and stay cached (they are its cost);
@@ -11,10 +11,17 @@
 - `kind create cluster` with that image until every node is Ready (the network guard
   included), then `kind delete cluster`;
 - the whole lab (`pytest labs`) on a kept kind cluster and on the local cluster (which must
-  be up; it is used under the shared cluster lock).
+  be up; it is used under the shared cluster lock);
+- the whole lab on one kept kind cluster with `--registry=ecr` against moto (the stand-in
+  keeps the image in kind's registry) and with kind's registry itself, taking turns so
+  that a change of the machine's load hits both alike, after one untimed-for-the-goal warm-up
+  run that pushes the image (both name the same repository of kind's registry, so no timed
+  run pushes); moto runs for the whole phase, so from the second ECR run on the repository
+  is already there, as for a student.
 
 Goals, set before measuring: warm lookup <= 10 s; create to Ready <= 120 s (the provider's
-own Ready deadline); the lab's median wall time on kind at most 1.5x the local cluster's.
+own Ready deadline); the lab's median wall time on kind at most 1.5x the local cluster's;
+with the ECR stand-in at most 1.2x the same lab with kind's registry.
 Raw timings go to benchmarks/data/kind_node-<UTC time>.json; exit 1 when a goal is missed.
 """
 
@@ -24,12 +31,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from probelab import kube
+from probelab.aws_stub import MotoServer
 from probelab.clusters import kind
 from probelab.clusters.kind_node.build import NodeImageBuilder
 from probelab.clusters.local.config import LocalClusterConfig
@@ -38,7 +47,12 @@ from probelab.images import docker_client
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_LOCK = Path("/work/coord/cluster.lock")
-GOALS = {"warm_lookup_s": 10.0, "create_ready_s": 120.0, "lab_kind_over_local": 1.5}
+GOALS = {
+    "warm_lookup_s": 10.0,
+    "create_ready_s": 120.0,
+    "lab_kind_over_local": 1.5,
+    "lab_ecr_over_kind_registry": 1.2,
+}
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -96,14 +110,19 @@ def creations(repeat: int) -> list[float]:
     return seconds
 
 
-def _lab(cluster: str, outcomes: list[float]) -> float:
+def _lab(
+    cluster: str,
+    outcomes: list[float],
+    options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> float:
     """The lab's wall time; its exit status goes to `outcomes` (a failed test still timed)."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "labs"]
-    command += [f"--cluster={cluster}", "--keep-cluster"]
+    command += [f"--cluster={cluster}", "--keep-cluster", *options]
     if cluster == "local":
         command = ["flock", "-o", "-s", str(CLUSTER_LOCK), *command]
     start = time.monotonic()
-    done = subprocess.run(command, check=False, cwd=ROOT, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, check=False, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     outcomes.append(done.returncode)
     return time.monotonic() - start
 
@@ -122,12 +141,38 @@ def labs(repeat: int) -> dict[str, list[float]]:
     return {"kind": on_kind, "local": on_local, "kind_exit": kind_exits, "local_exit": local_exits}
 
 
+def ecr_labs(repeat: int, home: Path) -> dict[str, list[float]]:
+    """The lab on one kind cluster, with the ECR stand-in and with kind's registry in turn."""
+    os.environ["PROBELAB_KIND_NODE_IMAGE"] = kind.BUILD_HERE
+    handle, teardown = kind.bring_up()
+    times: dict[str, list[float]] = {"ecr": [], "kind_registry": [], "warmup": []}
+    exits: dict[str, list[float]] = {"ecr": [], "kind_registry": [], "warmup": []}
+    try:
+        # Pushes the image once and pulls it into the node: both registries' repository is
+        # `fastapi-health` in kind's registry, so the timed runs compare the steady state.
+        times["warmup"].append(_lab("kind", exits["warmup"]))
+        with MotoServer.running() as moto:
+            ecr_env = dict(os.environ)
+            for name, value in moto.environment(home).items():
+                if value is None:
+                    ecr_env.pop(name, None)
+                else:
+                    ecr_env[name] = value
+            for _ in range(repeat):
+                times["ecr"].append(_lab("kind", exits["ecr"], ("--registry=ecr",), ecr_env))
+                times["kind_registry"].append(_lab("kind", exits["kind_registry"]))
+    finally:
+        if handle.owned:
+            teardown()
+    return times | {f"{name}_exit": codes for name, codes in exits.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cold-repeat", type=int, default=2, help="debootstrap each time")
     parser.add_argument("--lab-repeat", type=int, default=2)
-    parser.add_argument("--phases", default="images,create,labs", help="comma-separated")
+    parser.add_argument("--phases", default="images,create,labs,ecr", help="comma-separated")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -168,6 +213,21 @@ def main() -> int:
         )
         if ratio > GOALS["lab_kind_over_local"]:
             missed.append("lab kind/local")
+    if "ecr" in phases:
+        with tempfile.TemporaryDirectory(prefix="probelab-bench-aws-") as home:
+            ecr = ecr_labs(args.lab_repeat, Path(home))  # no AWS files: moto's keys only
+        print(
+            f"lab exit statuses: ECR {ecr['ecr_exit']}, kind registry {ecr['kind_registry_exit']}"
+        )
+        ratio = statistics.median(ecr["ecr"]) / statistics.median(ecr["kind_registry"])
+        data.update(lab_ecr_wall_s=ecr, lab_ecr_over_kind_registry=ratio)
+        keep()
+        print(f"| lab on kind, `--registry=ecr` (moto) | {_spread(ecr['ecr'])} |")
+        print(f"| lab on kind, kind's registry | {_spread(ecr['kind_registry'])} |")
+        goal = GOALS["lab_ecr_over_kind_registry"]
+        print(f"\nlab ECR / kind registry (medians) = {ratio:.2f} (goal <= {goal})")
+        if ratio > goal:
+            missed.append("lab ECR/kind registry")
     print(f"\nraw data: {out.relative_to(ROOT)}")
     if missed:
         print(f"missed: {', '.join(missed)}")

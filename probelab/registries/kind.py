@@ -58,6 +58,7 @@ MANAGED_LABEL = "dev.probelab.registry"
 CREDENTIALS_ENV = "PROBELAB_KIND_REGISTRY_CREDENTIALS"
 REGISTRY_IMAGE_ENV = "PROBELAB_KIND_REGISTRY_IMAGE"
 _HTPASSWD = "/auth/htpasswd"
+RELATIVE_URLS = "REGISTRY_HTTP_RELATIVEURLS"
 CERTS_D = "/etc/containerd/certs.d"
 READY_TIMEOUT = 30.0
 
@@ -148,12 +149,12 @@ def anonymous_status(host: str, *, timeout: float = 5.0) -> int:
 def node_hosts_toml(endpoint: str, *, only: bool = False) -> str:
     """containerd's `hosts.toml` sending pulls for one registry host to `endpoint`.
 
-    `only`: the host itself is never asked either, not even after `endpoint` refused (401
-    without a pull secret): for a name that must not be looked up (the ECR stand-in's).
+    `only`: `endpoint` is also the `server`, so the host itself is never asked, not even
+    after `endpoint` refused (401 without a pull secret): for a name that must not be looked
+    up (the ECR stand-in's). containerd 1.6 ignores a `server` without a `[host]` table.
     """
-    if only:
-        return f'server = "{endpoint}"\n'
-    return f'[host."{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
+    mirror = f'[host."{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
+    return f'server = "{endpoint}"\n\n{mirror}' if only else mirror
 
 
 def hosts_toml_path(host: str) -> str:
@@ -272,12 +273,17 @@ class KindRegistryServer:
             return None
 
     def run_options(self) -> dict[str, object]:
-        """`docker run` options: the recipe's, plus htpasswd auth read from inside the container."""
+        """`docker run` options: the recipe's, plus htpasswd auth read from inside the container.
+
+        Relative URLs in `Location` headers: behind the ECR stand-in's TLS forwarder the
+        registry sees plain HTTP and would send Docker's uploads to `http://<ecr-host>/`.
+        """
         settings = self.settings
         environment = {
             "REGISTRY_AUTH": "htpasswd",
             "REGISTRY_AUTH_HTPASSWD_REALM": "probelab",
             "REGISTRY_AUTH_HTPASSWD_PATH": _HTPASSWD,
+            RELATIVE_URLS: "true",
         }
         options: dict[str, object] = {
             "name": settings.name,
@@ -469,6 +475,14 @@ class KindStandInStore:
 
     def alias(self, host: str) -> Callable[[], None]:
         with self._server() as server:
+            container = server.container()
+            environment = (container.attrs.get("Config", {}).get("Env") or []) if container else []
+            if f"{RELATIVE_URLS}=true" not in environment:
+                raise ProbelabError(
+                    f"the registry container {self.settings.name} was started by an older "
+                    "probelab (absolute upload URLs, which the ECR stand-in cannot pass on); "
+                    f"`docker rm -f {self.settings.name}` and run again"
+                )
             server.configure_nodes(self.nodes, host)
 
         def undo() -> None:

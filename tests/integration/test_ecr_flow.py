@@ -28,6 +28,7 @@ from probelab.aws_stub import ACCOUNT, MotoServer
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.kind import KindCluster, KindSettings
 from probelab.clusters.local.cluster import LocalCluster
+from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import PkiLayout
 from probelab.images import content_tag, docker_client
 from probelab.registries.base import Registry
@@ -52,6 +53,18 @@ def where(cluster: ClusterHandle) -> ClusterHandle:
     if os.geteuid() != 0:
         pytest.skip("the ECR stand-in needs root (/etc/hosts, port 443); scripts/dev raises")
     return cluster
+
+
+@pytest.fixture(scope="module")
+def state_env(where: ClusterHandle) -> dict[str, str]:
+    """Where this session keeps kind's state and probelab's cache, for the inner session:
+    pytester gives it another HOME, where both would otherwise be looked for."""
+    if where.provider != "kind":
+        return {}
+    return {
+        "PROBELAB_KIND_HOME": str(KindSettings.from_env().registry.state_dir),
+        "PROBELAB_CACHE": str(LocalClusterConfig().cache),
+    }
 
 
 @pytest.fixture
@@ -120,10 +133,14 @@ def test_seed_flow_with_ecr(
     request: pytest.FixtureRequest,
     pytester: pytest.Pytester,
     where: ClusterHandle,
+    state_env: dict[str, str],
     aws: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if request.config.getoption("registry") == "ecr":
         pytest.skip("this session holds the machine's one ECR stand-in; the inner one would wait")
+    for name, value in state_env.items():
+        monkeypatch.setenv(name, value)
     repository = f"probelab-it-{uuid.uuid4().hex[:6]}/fastapi-health"
     result = pytester.runpytest_subprocess(
         str(ROOT / "labs" / "test_01_image_pull.py"),

@@ -22,6 +22,7 @@ from probelab.registries.base import with_htpasswd_entry
 from probelab.registries.ecr import EcrRegistry
 from probelab.registries.ecr_session import stand_in_store
 from probelab.registries.kind import (
+    RELATIVE_URLS,
     KindRegistryServer,
     KindRegistrySettings,
     KindStandInStore,
@@ -36,8 +37,9 @@ HTPASSWD = "/auth/htpasswd"
 class FakeContainer:
     """A container's files, changed only through tar archives as the Docker API does."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, env: list[str] | None = None) -> None:
         self.name = name
+        self.attrs = {"Config": {"Env": env or []}}
         self.files: dict[str, bytes] = {}
         self.mtimes: dict[str, float] = {}
         self.commands: list[list[str]] = []
@@ -127,21 +129,39 @@ def test_kind_store_sends_the_ecr_host_only_to_the_registry_and_undoes_it(
     settings: KindRegistrySettings,
 ) -> None:
     nodes = [FakeContainer("probelab-control-plane"), FakeContainer("probelab-worker")]
-    engine = FakeEngine(*nodes)
+    registry = FakeContainer(settings.name, [f"{RELATIVE_URLS}=true"])
+    engine = FakeEngine(registry, *nodes)
     store = KindStandInStore(settings, [node.name for node in nodes], lambda: engine)
 
     undo = store.alias(HOST)
     path = hosts_toml_path(HOST)
     assert path == f"/etc/containerd/certs.d/{HOST}/hosts.toml"
     for node in nodes:
-        # `server` alone: after a 401 containerd asks no one else (no lookup of the name).
-        assert node.files[path].decode() == 'server = "http://kind-registry:5000"\n'
+        # Also the `server`: after a 401 containerd asks no one else (no lookup of the name).
+        assert node.files[path].decode() == (
+            'server = "http://kind-registry:5000"\n\n'
+            '[host."http://kind-registry:5000"]\n  capabilities = ["pull", "resolve"]\n'
+        )
     undo()
     for node in nodes:
         assert path not in node.files
         assert node.commands == [["rm", "-rf", f"/etc/containerd/certs.d/{HOST}"]]
     assert engine.closed == 2, "each change opens and closes its own engine client"
     assert store.upstream() == ("127.0.0.1:5001", None)  # plain HTTP on loopback
+
+
+def test_a_registry_sending_absolute_upload_urls_is_refused_before_any_change(
+    settings: KindRegistrySettings,
+) -> None:
+    """Behind the forwarder such a registry would send Docker's uploads to port 80."""
+    node = FakeContainer("probelab-control-plane")
+    engine = FakeEngine(FakeContainer(settings.name), node)
+    store = KindStandInStore(settings, [node.name], lambda: engine)
+    with pytest.raises(ProbelabError, match=r"older probelab .* `docker rm -f kind-registry`"):
+        store.alias(HOST)
+    assert node.files == {}
+    server = KindRegistryServer(engine, settings)
+    assert server.run_options()["environment"][RELATIVE_URLS] == "true"  # type: ignore[index]
 
 
 def test_kinds_own_recipe_file_is_unchanged() -> None:
