@@ -17,6 +17,10 @@ then counts leaks:
 
 The cluster's own state (veths, mounts under PROBELAB_HOME, iptables rules) is recorded
 before and after the soak, as context: other users' pods on a shared cluster move it too.
+Each run also records the machine's load average when it starts, how long its teardown
+took after the signal and how long its namespaces took to go; the summary gives their
+spread. It refuses to start while the 1-minute load is --max-load or more (lab timing
+breaks under load, so the moments of the interrupts would mean something else).
 Raw data goes to benchmarks/data/interrupt-soak-<N>.json; exit 1 on any leak.
 """
 
@@ -26,6 +30,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +66,9 @@ def _session_processes(sid: int) -> list[int]:
     return found
 
 
-def _wait_gone(api: client.ApiClient, prefix: str) -> None:
+def _wait_gone(api: client.ApiClient, prefix: str) -> float:
+    """Seconds until the run's namespaces were gone (or the bound passed)."""
+    began = time.monotonic()
     core = client.CoreV1Api(api)
     for name in live_namespaces(api, prefix):
         with contextlib.suppress(AssertionError):  # counted as a leak afterwards
@@ -71,6 +78,7 @@ def _wait_gone(api: client.ApiClient, prefix: str) -> None:
                 what=f"namespace {name}",
                 field_selector=f"metadata.name={name}",
             )
+    return round(time.monotonic() - began, 1)
 
 
 def _stale_leases(api: client.ApiClient) -> list[str]:
@@ -102,6 +110,7 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
     prefix = f"soak{index}-{tag}"
     command = [sys.executable, "-m", "pytest", LAB, "-p", "no:cacheprovider"]
     command += ["--cluster=local", "--keep-cluster", f"--namespace-prefix={prefix}", *extra]
+    load = round(os.getloadavg()[0], 2)
     started = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -123,16 +132,28 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
             process.kill()
             _, err = process.communicate()
     lines = [line for line in err.splitlines() if line.strip()]
+    ended = time.monotonic() - started
     return {
         "run": index,
         "prefix": prefix,
         "signal": signal.Signals(signum).name if signalled else None,
         "at_seconds": round(after, 1),
-        "ended_after_seconds": round(time.monotonic() - started, 1),
+        "ended_after_seconds": round(ended, 1),
+        "teardown_seconds": round(ended - after, 1) if signalled else None,
+        "load_at_start": load,
         "exit": process.returncode,
         "last_progress": lines[-1][:160] if lines else "",
         "pid": process.pid,
     }
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "none"
+    return (
+        f"min {min(values):.1f} s, median {statistics.median(values):.1f} s, "
+        f"max {max(values):.1f} s (n={len(values)})"
+    )
 
 
 def main() -> int:
@@ -140,8 +161,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latest", type=float, default=90.0, help="latest interrupt, seconds")
+    parser.add_argument(
+        "--max-load", type=float, default=3.0, help="refuse to start at this 1-min load or more"
+    )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
+    if (load := os.getloadavg()[0]) >= args.max_load:
+        print(
+            f"interrupt_soak: load average {load:.2f} >= --max-load {args.max_load}; "
+            "run it on a quieter machine",
+            file=sys.stderr,
+        )
+        return 2
     rng = random.Random(args.seed)
     local = LocalCluster()
     api = kube.api_client(local.layout.kubeconfig, local.config.context)
@@ -160,8 +191,9 @@ def main() -> int:
         if index == killed + 1:  # the new run after the kill goes to the end: it must sweep
             after = RUN_LIMIT
         run = _one_run(index, tag, signum, after, extra)
-        if signum != signal.SIGKILL:
-            _wait_gone(api, run["prefix"])
+        run["namespaces_gone_seconds"] = (
+            _wait_gone(api, run["prefix"]) if signum != signal.SIGKILL else None
+        )
         run["leaked_namespaces"] = live_namespaces(api, run["prefix"])
         run["leaked_processes"] = _session_processes(run["pid"])
         if index == killed + 1:  # this run's sweep must have taken the killed run's
@@ -182,18 +214,32 @@ def main() -> int:
         "stale_leases": stale_leases,
         "host_before": host_before,
         "host_after": host_after,
+        "load_at_end": round(os.getloadavg()[0], 2),
         "leaks": leaks,
     }
     out = ROOT / "benchmarks" / "data" / f"interrupt-soak-{args.runs}.json"
     out.write_text(json.dumps(data, indent=2) + "\n")
-    print("\n| run | signal | at | ended after | exit | leaked ns | leaked procs |")
-    print("|---|---|---|---|---|---|---|")
+    columns = "run load signal at ended_after teardown ns_gone exit leaked_ns leaked_procs"
+    print("\n| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |")
+    print("|---" * len(columns.split()) + "|")
     for r in results:
+        at = f"{r['at_seconds']} s" if r["signal"] else "-"
         print(
-            f"| {r['run']} | {r['signal'] or '(finished)'} | {r['at_seconds']} s | "
-            f"{r['ended_after_seconds']} s | {r['exit']} | {len(r['leaked_namespaces'])} | "
-            f"{len(r['leaked_processes'])} |"
+            f"| {r['run']} | {r['load_at_start']} | {r['signal'] or '(finished)'} | {at} | "
+            f"{r['ended_after_seconds']} s | {r['teardown_seconds'] or '-'} | "
+            f"{r['namespaces_gone_seconds'] or '-'} | {r['exit']} | "
+            f"{len(r['leaked_namespaces'])} | {len(r['leaked_processes'])} |"
         )
+    signalled = [r for r in results if r["signal"] in ("SIGINT", "SIGTERM")]
+    print("\nteardown after SIGINT/SIGTERM: " + _spread([r["teardown_seconds"] for r in signalled]))
+    gone = [
+        r["namespaces_gone_seconds"] for r in results if r["namespaces_gone_seconds"] is not None
+    ]
+    print("namespaces gone after the run ended: " + _spread(gone))
+    loads = [r["load_at_start"] for r in results]
+    print(
+        f"load average at each start: {min(loads)}-{max(loads)}, at the end {data['load_at_end']}"
+    )
     print(f"\nstale leases: {len(stale_leases)}; host before {host_before}, after {host_after}")
     print(f"leaks: {leaks} over {args.runs} runs (goal 0); raw data: {out}")
     api.close()
