@@ -128,19 +128,25 @@ def follow(
     """Hand every listed and then watched object to `add(kind, obj)` until `stopping`.
 
     `listed` is called once, after the first list. Watches resume from the last version
-    seen; a failed list or watch (410 Gone too) starts again from a new list.
+    seen; a failed list or watch (410 Gone too) starts again from a new list, and an object
+    that list no longer holds is handed over as DELETED (it went while nobody watched).
     `unreachable(since)` is told when the API server could not be reached (since the last
     moment it answered), and `unreachable(None)` once a list succeeds again.
     """
     first = True
     answered = datetime.now(UTC)
+    known: dict[str, Any] = {}  # by uid: what the last list and the watch since delivered
     while not stopping.is_set():
         try:
             listing = retry_transient(list_func)(**list_kwargs)
             answered = datetime.now(UTC)
             unreachable(None)
+            listed_now = {_uid(item): item for item in listing.items}
             for item in listing.items:
                 add("ADDED", item)
+            for uid in known.keys() - listed_now.keys():
+                add("DELETED", known[uid])
+            known = listed_now
             version = listing.metadata.resource_version
             if first:
                 first = False
@@ -155,6 +161,10 @@ def follow(
                     obj = change["object"]
                     answered = datetime.now(UTC)
                     version = obj.metadata.resource_version
+                    if change["type"] == "DELETED":
+                        known.pop(_uid(obj), None)
+                    else:
+                        known[_uid(obj)] = obj
                     add(change["type"], obj)
                 answered = datetime.now(UTC)  # the window ended as the server closed it
         except ApiException as error:
@@ -166,3 +176,7 @@ def follow(
                 unreachable(answered)
             log.warning("watch %s broke (%s); listing again", where, error)
             stopping.wait(RELIST_PAUSE_SECONDS)
+
+
+def _uid(obj: Any) -> str:
+    return str(obj.metadata.uid or obj.metadata.name)

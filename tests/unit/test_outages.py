@@ -54,3 +54,26 @@ def test_follow_reports_lost_and_regained_api(monkeypatch: pytest.MonkeyPatch) -
     recorder.follow(list_func, lambda kind, obj: None, stopping, unreachable=calls.append)
     assert len(calls) == 2
     assert isinstance(calls[0], datetime) and calls[1] is None
+
+
+def test_an_object_gone_during_an_outage_is_handed_over_as_deleted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relist no longer holding an object says it went while nobody watched."""
+    monkeypatch.setattr(recorder, "retry_transient", lambda func: func)
+    monkeypatch.setattr(recorder, "RELIST_PAUSE_SECONDS", 0.0)
+    stopping = threading.Event()
+    pod = SimpleNamespace(metadata=SimpleNamespace(uid="u1", name="fastapi-bad"))
+    listings = iter([[pod], []])
+    seen: list[tuple[str, Any]] = []
+
+    def list_func(**kwargs: Any) -> Any:
+        if kwargs.get("watch"):
+            raise urllib3.exceptions.ProtocolError("connection refused")  # the outage
+        items = next(listings)
+        if not items:
+            stopping.set()
+        return SimpleNamespace(items=items, metadata=SimpleNamespace(resource_version="1"))
+
+    recorder.follow(list_func, lambda kind, obj: seen.append((kind, obj)), stopping)
+    assert seen == [("ADDED", pod), ("DELETED", pod)]
