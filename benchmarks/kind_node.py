@@ -14,7 +14,7 @@
   be up; it is used under the shared cluster lock);
 - the whole lab on one kept kind cluster with `--registry=ecr` against moto (the stand-in
   keeps the image in kind's registry) and with kind's registry itself, taking turns so
-  that a change of the machine's load hits both alike, after one untimed-for-the-goal warm-up
+  that a change of the machine's load hits both alike, after one warm-up (timed, not in the goal)
   run that pushes the image (both name the same repository of kind's registry, so no timed
   run pushes); moto runs for the whole phase, so from the second ECR run on the repository
   is already there, as for a student.

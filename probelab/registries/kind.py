@@ -151,7 +151,8 @@ def node_hosts_toml(endpoint: str, *, only: bool = False) -> str:
 
     `only`: `endpoint` is also the `server`, so the host itself is never asked, not even
     after `endpoint` refused (401 without a pull secret): for a name that must not be looked
-    up (the ECR stand-in's). containerd 1.6 ignores a `server` without a `[host]` table.
+    up (the ECR stand-in's). With a `server` line alone, containerd 1.6.20 still asked the
+    host itself (seen in a kind node made here), hence the `[host]` table too.
     """
     mirror = f'[host."{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
     return f'server = "{endpoint}"\n\n{mirror}' if only else mirror
