@@ -7,6 +7,7 @@ stand-in `sudo` on PATH records how it was called instead of raising anything.
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -60,7 +61,7 @@ def test_a_user_gets_sudo_for_the_local_cluster(bin_dir: Path) -> None:
     assert "SECRET_OF_SOMEONE" not in kept
     assert called[1:] == [
         "env",
-        f"PATH={path}",
+        f"PATH={path}:/usr/local/sbin:/usr/sbin:/sbin",  # where dockerd and iptables are
         str(DEV),
         "lab",
         "--cluster=local",
@@ -112,3 +113,47 @@ def test_a_missing_hangul_font_counts_as_a_missing_package() -> None:
 
     assert "fonts-nanum" in missing("/nonexistent/NanumGothic.ttf")
     assert "fonts-nanum" not in missing(str(DEV))  # any file that exists stands in for it
+
+
+CHILD = """
+import signal, sys
+def stop(number, frame):
+    print("child got", signal.Signals(number).name, flush=True)
+    sys.exit(3)
+print("SIGINT default:", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("sudo_uid", ["", "4242"])
+def test_the_last_step_gets_sigterm_and_files_go_back_after_it(sudo_uid: str) -> None:
+    """As root under sudo the last step is a child (so its files can go back afterwards):
+    a SIGTERM to scripts/dev still reaches it, SIGINT is at its default there, the exit
+    status is the child's, and the files go back once it has ended. Otherwise: exec."""
+    script = (
+        'source "$1"; id() { echo 0; }; give_back() { echo "given back" >&2; }; '
+        f'export SUDO_UID={sudo_uid}; trap give_back EXIT; run_last python3 -c "$2"'
+    )
+    dev = subprocess.Popen(
+        ["bash", "-c", script, "_", str(DEV), CHILD],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, ended whole if the test fails
+    )
+    try:
+        assert dev.stdout is not None
+        first, second = dev.stdout.readline().strip(), dev.stdout.readline().strip()
+        dev.send_signal(signal.SIGTERM)  # to scripts/dev (or, with exec, what replaced it)
+        out, err = dev.communicate(timeout=10)
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+    assert (first, second) == ("SIGINT default: True", "ready"), err
+    assert out.strip() == "child got SIGTERM"
+    assert dev.returncode == 3
+    assert ("given back" in err) == bool(sudo_uid), err
