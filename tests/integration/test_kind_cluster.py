@@ -149,12 +149,11 @@ def test_guard_lets_the_node_reach_the_registry(kind: KindCluster, node: Contain
 
 
 @pytest.fixture
-def own_cluster(kind: KindCluster, tmp_path: Path) -> Iterator[KindCluster]:
-    settings = dataclasses.replace(
-        kind.settings,
-        name=f"probelab-t{uuid.uuid4().hex[:6]}",
-        registry=dataclasses.replace(kind.settings.registry, state_dir=tmp_path),
-    )
+def own_cluster(kind: KindCluster) -> Iterator[KindCluster]:
+    """A cluster of its own name next to the session's. It shares the session's registry
+    container (one per engine) and so its state: a state folder of its own has no password
+    file for that registry, which the registry refuses."""
+    settings = dataclasses.replace(kind.settings, name=f"probelab-t{uuid.uuid4().hex[:6]}")
     own = KindCluster(settings)
     yield own
     if own.exists():
@@ -169,6 +168,12 @@ def _node_started(engine: docker.DockerClient, name: str, timeout: float) -> boo
     return any(True for _ in engine.events(decode=True, filters=filters, until=int(until)))
 
 
+CHILD_WITH_CTRL_C = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from probelab.clusters import kind; kind.bring_up()"
+)
+
+
 def test_ctrl_c_during_kind_create_leaves_no_partial_cluster(
     own_cluster: KindCluster, engine: docker.DockerClient
 ) -> None:
@@ -178,8 +183,11 @@ def test_ctrl_c_during_kind_create_leaves_no_partial_cluster(
         "PROBELAB_KIND_CLUSTER": name,
         "PROBELAB_KIND_HOME": str(own_cluster.settings.registry.state_dir),
     }
+    # A job started in the background by a non-interactive shell (CI's, nohup's) inherits
+    # SIGINT ignored, and Python then keeps ignoring it: the child takes Ctrl-C's handler
+    # back, as a student's terminal gives it.
     child = subprocess.Popen(
-        [sys.executable, "-c", "from probelab.clusters import kind; kind.bring_up()"],
+        [sys.executable, "-c", CHILD_WITH_CTRL_C],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
