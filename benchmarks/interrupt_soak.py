@@ -119,6 +119,9 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Started from a background job (nohup, CI), this process ignores SIGINT and so would
+        # pytest: it gets Ctrl-C's default back, as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _, err = process.communicate(timeout=after)
