@@ -71,6 +71,28 @@ def http_ok(
         return False
 
 
+def kube_proxy_synced(metrics: str = "http://127.0.0.1:10249/metrics") -> bool:
+    """True once kube-proxy has written its iptables rules at least once.
+
+    Its /healthz can answer before that first sync, and the sync inserts kube-proxy's jumps
+    at the top of FORWARD: the guard, put first after kube-proxy is ready, would end up
+    behind them. The sync's timestamp gauge is 0 until the first sync ends.
+    """
+    try:
+        with urllib.request.urlopen(metrics, timeout=2) as response:
+            text = response.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return False
+    gauge = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
+    # One line per IP family, e.g. `<gauge>{ip_family="IPv4"} 1.79e+09`.
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((gauge + "{", gauge + " "))
+    ]
+    return any(value > 0 for value in values)
+
+
 def docker_pings(socket: Path) -> bool:
     """True when the Docker engine on `socket` answers its ping."""
     try:
@@ -362,8 +384,8 @@ state = "{layout.run / "containerd"}"
         return Component(
             "kube-proxy",
             [str(self.binaries.kube("kube-proxy")), f"--config={self.kube_proxy_config()}"],
-            lambda: http_ok("http://127.0.0.1:10256/healthz"),
-            "/healthz",
+            lambda: http_ok("http://127.0.0.1:10256/healthz") and kube_proxy_synced(),
+            "/healthz and its first iptables sync",
         )
 
     def kube_proxy_cleanup(self) -> list[str]:
