@@ -127,6 +127,15 @@ signal.pause()
 """
 
 
+def _as_from_a_terminal() -> None:
+    """Signals as a shell in a terminal hands them on: a test run from a background job
+    (nohup, a CI runner) inherits SIGINT and SIGQUIT ignored, or signals blocked, and
+    scripts/dev's children would inherit that instead of what is under test."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sudo_uid", ["", "4242"])
 def test_the_last_step_gets_sigterm_and_files_go_back_after_it(sudo_uid: str) -> None:
     """As root under sudo the last step is a child (so its files can go back afterwards):
@@ -143,6 +152,7 @@ def test_the_last_step_gets_sigterm_and_files_go_back_after_it(sudo_uid: str) ->
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, ended whole if the test fails
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         assert dev.stdout is not None
