@@ -209,9 +209,25 @@ def apply(api: client.ApiClient, objects: Iterable[Mapping[str, Any]]) -> None:
         )
 
 
+# How long the controller manager may take to give a new namespace its default
+# ServiceAccount; on a cluster that has just started it may lag by seconds.
+DEFAULT_ACCOUNT_SECONDS = 60
+
+
 def create_namespace(api: client.ApiClient, name: str, labels: Mapping[str, str]) -> None:
+    """Create `name` and wait for its `default` ServiceAccount: until the controller
+    manager has made it, the API server refuses every pod in the namespace."""
+    core = client.CoreV1Api(api)
     body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=dict(labels)))
-    retry_transient(client.CoreV1Api(api).create_namespace)(body)
+    retry_transient(core.create_namespace)(body)
+    watch_until(
+        core.list_namespaced_service_account,
+        lambda account: account,
+        timeout=DEFAULT_ACCOUNT_SECONDS,
+        what=f"the default ServiceAccount of namespace {name}",
+        namespace=name,
+        field_selector="metadata.name=default",
+    )
 
 
 def delete_namespace(api: client.ApiClient, name: str, *, timeout: float | None = None) -> None:
