@@ -44,6 +44,7 @@ from kubernetes import client
 from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.runs import LEASE_NAMESPACE, holder_alive, live_namespaces
+from probelab.signals import as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = "labs/test_03_good_liveness.py"
@@ -119,9 +120,7 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        # Started from a background job (nohup, CI), this process ignores SIGINT and so would
-        # pytest: it gets Ctrl-C's default back, as in a terminal.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=as_from_a_terminal,  # SIGINT as a terminal delivers it, even from nohup
     )
     try:
         _, err = process.communicate(timeout=after)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from probelab.model.odds import branch_key
 from probelab.model.schema import ContainerTimeline
+from probelab.model.waits import not_ready_after_ready
 
 
 def moments(timeline: ContainerTimeline, probed: bool) -> dict[str, float]:
@@ -27,17 +28,10 @@ def moments(timeline: ContainerTimeline, probed: bool) -> dict[str, float]:
         found["CrashLoopBackOff"] = timeline.crash_loop_back_off_at
     if probed and timeline.ready_at is not None:
         found["Ready"] = timeline.ready_at
-    unready = _unready(timeline)
+    unready = not_ready_after_ready(timeline)
     if unready is not None:
         found["not ready"] = unready
     return found
-
-
-def _unready(timeline: ContainerTimeline) -> float | None:
-    ready_at = timeline.ready_at
-    if ready_at is None:
-        return None
-    return next((e.at for e in timeline.events if e.kind == "not-ready" and e.at > ready_at), None)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,11 @@ def not_ready_after(t: ContainerTimeline, since: float) -> float | None:
     return next((e.at for e in t.events if e.kind == "not-ready" and e.at > since), None)
 
 
+def not_ready_after_ready(t: ContainerTimeline) -> float | None:
+    """The first time the container turned unready after it had been Ready."""
+    return None if t.ready_at is None else not_ready_after(t, t.ready_at)
+
+
 REFUSED_PORT = 1
 """A port nothing listens on: a probe aimed there always fails (connection refused)."""
 

@@ -20,7 +20,7 @@ from probelab.errors import ProbelabError
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.model.app import app_for
 from probelab.model.schema import ContainerTimeline
-from probelab.model.waits import forecast
+from probelab.model.waits import forecast, not_ready_after_ready
 from probelab.predict import read_pods
 from probelab.registries.base import Registry
 from probelab.timeline import Timeline
@@ -72,13 +72,6 @@ def _left_ready(pod: str) -> Callable[[Timeline], bool]:
     return check
 
 
-def _predicted_unready(c: ContainerTimeline) -> float | None:
-    ready = c.ready_at
-    if ready is None:
-        return None
-    return next((e.at for e in c.events if e.kind == "not-ready" and e.at > ready), None)
-
-
 def _first_restart(c: ContainerTimeline) -> float | None:
     return c.restarts_at[0] if c.restarts_at else None
 
@@ -87,7 +80,7 @@ def _evidence(case: str) -> tuple[Callable[[Timeline], object], float]:
     """What to wait for before diagnosing, and until when (seconds from first start)."""
     (pod,) = read_pods(MANIFESTS / f"{case}.yaml")
     if case == "readiness-only":
-        return _left_ready(case), forecast(pod, _predicted_unready, apps=app_for()).latest
+        return _left_ready(case), forecast(pod, not_ready_after_ready, apps=app_for()).latest
     return (
         lambda t: t.max_restarts(case) >= 1 and t.events(pod=case, reason="Killing"),
         forecast(pod, _first_restart, apps=app_for()).latest,

@@ -33,6 +33,7 @@ from probelab.clusters.kind import (
 from probelab.clusters.kind_network import CHAIN, KindNetworkGuard
 from probelab.errors import ProbelabError
 from probelab.images import docker_client
+from probelab.signals import as_from_a_terminal
 
 # TEST-NET-2: routed towards the default route, answered by nobody (this machine's own
 # link is on TEST-NET-1).
@@ -168,12 +169,6 @@ def _node_started(engine: docker.DockerClient, name: str, timeout: float) -> boo
     return any(True for _ in engine.events(decode=True, filters=filters, until=int(until)))
 
 
-CHILD_WITH_CTRL_C = (
-    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from probelab.clusters import kind; kind.bring_up()"
-)
-
-
 def test_ctrl_c_during_kind_create_leaves_no_partial_cluster(
     own_cluster: KindCluster, engine: docker.DockerClient
 ) -> None:
@@ -183,15 +178,13 @@ def test_ctrl_c_during_kind_create_leaves_no_partial_cluster(
         "PROBELAB_KIND_CLUSTER": name,
         "PROBELAB_KIND_HOME": str(own_cluster.settings.registry.state_dir),
     }
-    # A job started in the background by a non-interactive shell (CI's, nohup's) inherits
-    # SIGINT ignored, and Python then keeps ignoring it: the child takes Ctrl-C's handler
-    # back, as a student's terminal gives it.
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD_WITH_CTRL_C],
+        [sys.executable, "-c", "from probelab.clusters import kind; kind.bring_up()"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,  # Ctrl-C as a student's terminal delivers it
     )
     try:
         assert _node_started(engine, name, NODE_START_TIMEOUT), "kind never started a node"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from probelab.signals import as_from_a_terminal
+
 DEV = Path(__file__).resolve().parents[2] / "scripts" / "dev"
 FAKE_SUDO = "#!/bin/sh\nprintf 'SUDO'; printf ' [%s]' \"$@\"; echo\n"
 
@@ -127,15 +129,6 @@ signal.pause()
 """
 
 
-def _as_from_a_terminal() -> None:
-    """Signals as a shell in a terminal hands them on: a test run from a background job
-    (nohup, a CI runner) inherits SIGINT and SIGQUIT ignored, or signals blocked, and
-    scripts/dev's children would inherit that instead of what is under test."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
 # Only the sudo case: scripts/dev without sudo execs pytest, and that case's SIGTERM check
 # failed under tox (not under pytest alone, nor `tox exec`) for a reason not found yet.
 @pytest.mark.parametrize("sudo_uid", ["4242"])
@@ -154,7 +147,7 @@ def test_the_last_step_gets_sigterm_and_files_go_back_after_it(sudo_uid: str) ->
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, ended whole if the test fails
-        preexec_fn=_as_from_a_terminal,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         assert dev.stdout is not None

@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -89,24 +90,28 @@ def echo(tmp_path: Path) -> Iterator[EchoServer]:
     server.stop()
 
 
+@contextmanager
+def _tls(forwarder: TlsForwarder, name: str) -> Iterator[ssl.SSLSocket]:
+    """A TLS connection to the forwarder for `name`, trusting only its certificate."""
+    trusted = ssl.create_default_context(cadata=forwarder.certificate.decode())
+    with (
+        socket.create_connection(("127.0.0.1", forwarder.port), timeout=10) as raw,
+        trusted.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        yield tls
+
+
 def test_forwarder_serves_the_name_and_passes_bytes_through(
     echo: EchoServer, tmp_path: Path
 ) -> None:
     forwarder = TlsForwarder(HOST, ("127.0.0.1", 0), f"localhost:{echo.port}", echo.ca).start()
     try:
-        trusted = ssl.create_default_context(cadata=forwarder.certificate.decode())
-        with (
-            socket.create_connection(("127.0.0.1", forwarder.port), timeout=10) as raw,
-            trusted.wrap_socket(raw, server_hostname=HOST) as tls,
-        ):
+        with _tls(forwarder, HOST) as tls:
             tls.sendall(b"GET /v2/ HTTP/1.1\r\n")
             assert tls.recv(1024) == b"GET /v2/ HTTP/1.1\r\n"
         # The certificate is for the ECR host only: any other name fails verification.
-        with (
-            socket.create_connection(("127.0.0.1", forwarder.port), timeout=10) as raw,
-            pytest.raises(ssl.SSLCertVerificationError),
-        ):
-            trusted.wrap_socket(raw, server_hostname="other.example")
+        with pytest.raises(ssl.SSLCertVerificationError), _tls(forwarder, "other.example"):
+            pass
     finally:
         forwarder.stop()
 
@@ -129,11 +134,7 @@ def test_forwarder_passes_bytes_to_a_plain_upstream() -> None:
         port = upstream.getsockname()[1]
         forwarder = TlsForwarder(HOST, ("127.0.0.1", 0), f"127.0.0.1:{port}", None).start()
         try:
-            trusted = ssl.create_default_context(cadata=forwarder.certificate.decode())
-            with (
-                socket.create_connection(("127.0.0.1", forwarder.port), timeout=10) as raw,
-                trusted.wrap_socket(raw, server_hostname=HOST) as tls,
-            ):
+            with _tls(forwarder, HOST) as tls:
                 tls.sendall(b"GET /v2/ HTTP/1.1\r\n")
                 accepted, _ = upstream.accept()
                 with accepted:
