@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import yaml
 from kubernetes import client
 
@@ -250,14 +251,25 @@ def node_image(
         built = builder.build(versions)
         # Nothing else can be pulled either: the lab's base image and the registry's.
         ensure_base_image(engine, cache / "images")
-        # On kind's own network from the start: an engine made for kind here has no
-        # default bridge to run it on first.
-        registry = dataclasses.replace(settings.registry, network=settings.registry.cluster_network)
-        if REGISTRY_IMAGE_ENV not in os.environ:
-            registry = dataclasses.replace(registry, image=ensure_registry_standin(engine))
+        registry = registry_made_here(settings.registry, engine)
     finally:
         engine.close()
     return KindSettings(settings.name, built.reference, registry), built
+
+
+def registry_made_here(
+    registry: KindRegistrySettings, engine: docker.DockerClient
+) -> KindRegistrySettings:
+    """The recipe registry where nothing can be pulled: Debian's registry as its image.
+
+    On kind's own network from the start: an engine made for kind here has no default
+    bridge to run it on first. Used for a reused cluster too, whose registry container may
+    be gone (otherwise its re-creation would try to pull `registry:3`).
+    """
+    registry = dataclasses.replace(registry, network=registry.cluster_network)
+    if REGISTRY_IMAGE_ENV not in os.environ:
+        registry = dataclasses.replace(registry, image=ensure_registry_standin(engine))
+    return registry
 
 
 def check_version_request(settings: KindSettings, request: Request | None) -> None:
@@ -291,6 +303,10 @@ def bring_up(
     try:
         owned = cluster.ensure(undo, config)
         if not owned:
+            if settings.node_image == BUILD_HERE:
+                cluster.settings = dataclasses.replace(
+                    settings, registry=_reused_registry(settings.registry)
+                )
             guard_network(undo)
         handle = _with_registry(cluster, undo, owned=owned)
     except BaseException:  # Ctrl-C too: leave nothing this call started behind
@@ -354,6 +370,14 @@ def guard_network(undo: list[Callable[[], None]]) -> None:
 
     undo.append(remove)
     guard.install()
+
+
+def _reused_registry(registry: KindRegistrySettings) -> KindRegistrySettings:
+    engine = docker_client(None)
+    try:
+        return registry_made_here(registry, engine)
+    finally:
+        engine.close()
 
 
 def _remove_registry(settings: KindRegistrySettings) -> None:

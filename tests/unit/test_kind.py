@@ -255,6 +255,32 @@ def test_bring_up_never_deletes_a_reused_cluster(
     assert not any(call.startswith(("create", "delete")) for call in fake_kind.calls())
 
 
+def test_a_reused_cluster_made_here_recreates_its_registry_without_a_pull(
+    fake_kind: FakeKind, no_guard: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its registry container may be gone; `registry:3` cannot be pulled where nodes are made."""
+    fake_kind.clusters.write_text("probelab\n")
+    monkeypatch.setenv("PROBELAB_KIND_NODE_IMAGE", "build")
+
+    class Engine:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(kind_cluster, "docker_client", lambda host: Engine())
+    monkeypatch.setattr(kind_cluster, "ensure_registry_standin", lambda engine: "made-here:1")
+    seen: list[KindRegistrySettings] = []
+
+    def with_registry(cluster: KindCluster, undo: object, *, owned: bool) -> None:
+        seen.append(cluster.settings.registry)
+        raise ProbelabError("stop here")
+
+    monkeypatch.setattr(kind_cluster, "_with_registry", with_registry)
+    with pytest.raises(ProbelabError, match="stop here"):
+        kind_cluster.bring_up()
+    assert [(s.image, s.network) for s in seen] == [("made-here:1", seen[0].cluster_network)]
+    assert not any(call.startswith(("create", "delete")) for call in fake_kind.calls())
+
+
 # -- the registry side --------------------------------------------------------------
 
 
