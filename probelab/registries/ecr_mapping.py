@@ -19,7 +19,7 @@ registry, or kind's recipe registry) stands in for it:
 The host name, port 443 and the `AWS` user exist once per machine, so one stand-in session
 runs at a time: a second waits for the first (a lock file, released by the kernel even when
 a session is killed). `close` removes everything; the next session replaces what a killed
-one left behind.
+one left behind, and `unless_a_session_runs` lets a session of another kind clear it.
 """
 
 import fcntl
@@ -139,6 +139,28 @@ def take_lock(path: Path, wait: float) -> int:
     os.ftruncate(descriptor, 0)
     os.write(descriptor, str(os.getpid()).encode())
     return descriptor
+
+
+def unless_a_session_runs(action: Callable[[], None], lock_file: Path = LOCK_FILE) -> bool:
+    """Run `action` holding the stand-in lock if no session holds it; False if one does.
+
+    For clearing what a killed session left: held, the lock keeps a new session from
+    starting meanwhile. A lock file this user cannot open counts as held.
+    """
+    try:
+        descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return False
+    try:
+        action()
+    finally:
+        os.close(descriptor)
+    return True
 
 
 def set_hosts_entry(hosts_file: Path, host: str, address: str | None) -> None:

@@ -47,6 +47,7 @@ from probelab.registries.base import (
     htpasswd_line,
     with_htpasswd_entry,
 )
+from probelab.registries.ecr_mapping import unless_a_session_runs
 from probelab.registries.local import read_credentials
 
 HOSTING_CONFIGMAP = "local-registry-hosting"
@@ -411,11 +412,24 @@ class KindRegistryServer:
         self._rewrite_htpasswd(username, None)
 
     def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
+        container = self._running()
+        text = with_htpasswd_entry(_read_text(container, _HTPASSWD), username, entry)
+        _copy_in(container, {_HTPASSWD: text})
+
+    def forget_other_users(self) -> None:
+        """Accept only probelab's own user again: a killed ECR stand-in session leaves its
+        token's user behind, and nothing else would ever remove it."""
+        container = self._running()
+        text = _read_text(container, _HTPASSWD)
+        kept = [line for line in text.splitlines() if line.startswith(f"{USERNAME}:")]
+        if len(kept) != len(text.splitlines()):
+            _copy_in(container, {_HTPASSWD: "".join(f"{line}\n" for line in kept)})
+
+    def _running(self) -> Container:
         container = self.container()
         if container is None:
             raise ProbelabError(f"the registry container {self.settings.name} is gone")
-        text = with_htpasswd_entry(_read_text(container, _HTPASSWD), username, entry)
-        _copy_in(container, {_HTPASSWD: text})
+        return container
 
     def connect(self) -> None:
         """Join the cluster's network (once), so nodes reach the registry by name."""
@@ -517,6 +531,8 @@ def provide(
     if hosting is not None and hosting.host != server.settings.host:
         return documented_registry(hosting), False
     created = server.ensure()
+    if not created:
+        unless_a_session_runs(server.forget_other_users)
     server.connect()
     server.configure_nodes(nodes)
     if hosting is None:

@@ -17,7 +17,9 @@ network and pulls by kubelet inside kind nodes.
 """
 
 import base64
+import fcntl
 import json
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -37,6 +39,7 @@ from probelab.clusters.kind_node.standins import ensure_registry_standin
 from probelab.clusters.local.images import BASE_IMAGE
 from probelab.errors import ProbelabError
 from probelab.images import build_and_push, docker_client
+from probelab.registries.ecr_mapping import unless_a_session_runs
 from probelab.registries.kind import (
     HOSTING_KEY,
     HOSTING_NAMESPACE,
@@ -137,6 +140,28 @@ def test_second_ensure_reuses_the_running_registry(server: KindRegistryServer) -
     assert server.ensure() is False
     again = server.container()
     assert again is not None and again.id == first.id
+
+
+def test_a_killed_stand_in_sessions_user_is_forgotten_when_none_runs(
+    server: KindRegistryServer, tmp_path: Path
+) -> None:
+    """The ECR stand-in adds its token's user; a SIGKILLed session never removes it."""
+    assert server.ensure() is True
+    own = server.registry().credentials()
+    server.set_user("AWS", "token-of-a-killed-session")
+    base = f"http://127.0.0.1:{server.settings.port}/v2/"
+    assert _get(base, ("AWS", "token-of-a-killed-session")) == 200
+    lock = tmp_path / "stand-in.lock"
+    held = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:  # a session runs: its user stays
+        assert unless_a_session_runs(server.forget_other_users, lock) is False
+    finally:
+        os.close(held)
+    assert _get(base, ("AWS", "token-of-a-killed-session")) == 200
+    assert unless_a_session_runs(server.forget_other_users, lock) is True
+    assert _get(base, ("AWS", "token-of-a-killed-session")) == 401
+    assert _get(base, (own.username, own.password)) == 200
 
 
 def test_a_foreign_container_under_the_name_is_left_alone(

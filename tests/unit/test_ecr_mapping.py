@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from probelab.errors import ProbelabError
-from probelab.registries.ecr_mapping import set_hosts_entry, take_lock
+from probelab.registries.ecr_mapping import set_hosts_entry, take_lock, unless_a_session_runs
 from probelab.registries.tls_forwarder import TlsForwarder, self_signed
 
 HOST = "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com"
@@ -99,6 +99,18 @@ def _tls(forwarder: TlsForwarder, name: str) -> Iterator[ssl.SSLSocket]:
         trusted.wrap_socket(raw, server_hostname=name) as tls,
     ):
         yield tls
+
+
+def test_leftovers_are_cleared_only_while_no_session_holds_the_lock(tmp_path: Path) -> None:
+    lock, done = tmp_path / "lock", []
+    session = take_lock(lock, wait=1)
+    try:
+        assert unless_a_session_runs(lambda: done.append("cleared"), lock) is False
+    finally:
+        os.close(session)
+    assert unless_a_session_runs(lambda: done.append("cleared"), lock) is True
+    assert unless_a_session_runs(done.clear, tmp_path / "missing" / "lock") is False
+    assert done == ["cleared"]
 
 
 def test_forwarder_serves_the_name_and_passes_bytes_through(
