@@ -6,9 +6,10 @@ marker at every failed probe (liveness, readiness and startup apart), so that an
 instructor sees at a glance which pod was killed, when, and why. The x axis counts
 seconds from the first pod the scenario saw.
 
-Its words follow the report's language. Korean needs a font with Hangul (Debian's
-`fonts-nanum`, which scripts/dev installs); matplotlib's own DejaVu has none and would draw
-empty boxes, so without one the picture stays English and says so once.
+Its words follow the report's language. Korean needs a font with Hangul: matplotlib's own
+DejaVu has none and would draw empty boxes. NanumGothic comes with the koreanize-matplotlib
+wheel, on every system alike; should it be unreadable, the picture stays English and says
+so once.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
-import matplotlib
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -66,6 +67,8 @@ PROBE_MARKERS = {
 }
 OTHER_PROBE = ("o", "#333333", N_("probe failed"))
 HANGUL_SAMPLE = "재시작"  # every glyph a Korean picture needs is of this kind
+FONT_DISTRIBUTION = "koreanize-matplotlib"
+FONT_FILE = "koreanize_matplotlib/fonts/NanumGothic.ttf"
 
 
 @dataclass(frozen=True)
@@ -87,34 +90,27 @@ def has_glyphs(path: str, sample: str = HANGUL_SAMPLE) -> bool:
 
 @functools.cache
 def hangul_font() -> str | None:
-    """The family name of a font with Hangul, or None when the system has none.
+    """The family name of a font with Hangul: NanumGothic, from the koreanize-matplotlib
+    wheel (so no system package is needed); None when it cannot be read.
 
-    matplotlib's font cache lists the fonts of its first run, so fonts installed later
-    (scripts/dev installs fonts-nanum) are looked for in the system's font directories
-    too, and added to matplotlib's list when they have Hangul. matplotlib's own fonts are
-    left out: none has Hangul, and its Last Resort font maps every character to a box."""
-    manager = font_manager.fontManager
-    own = str(Path(matplotlib.get_data_path()).resolve())
-    listed = {entry.fname for entry in manager.ttflist}
-    for path in sorted(set(font_manager.findSystemFonts()) - listed):
-        if has_glyphs(path):
-            manager.addfont(path)
-    upright = [
-        e.name
-        for e in manager.ttflist
-        if e.style == "normal"
-        and not str(Path(e.fname).resolve()).startswith(own)
-        and has_glyphs(e.fname)
-    ]
-    return min(upright, default=None)
+    The file is found through the package's metadata, never imported: importing it would
+    switch matplotlib's default font for everything else drawn in the process."""
+    try:
+        path = str(metadata.distribution(FONT_DISTRIBUTION).locate_file(FONT_FILE))
+    except metadata.PackageNotFoundError:
+        return None
+    if not has_glyphs(path):
+        return None
+    font_manager.fontManager.addfont(path)
+    return str(FontProperties(fname=path).get_name())
 
 
 @functools.cache
 def _say_english_once() -> None:
     progress.say(
         _(
-            "probelab: no font with Hangul found (Debian: apt-get install fonts-nanum); "
-            "the report's pictures are in English"
+            "probelab: no font with Hangul found (reinstall probelab: its dependency "
+            "koreanize-matplotlib carries one); the report's pictures are in English"
         )
     )
 

@@ -103,20 +103,6 @@ def test_kind_needs_sudo_only_for_the_ecr_stand_in(bin_dir: Path) -> None:
     assert "SUDO" not in real.stdout and "needs root" not in real.stderr
 
 
-def test_a_missing_hangul_font_counts_as_a_missing_package() -> None:
-    """The report's Korean pictures need fonts-nanum: without it the packages get installed."""
-
-    def missing(font: str) -> str:
-        script = f'source "$1"; NEEDED_COMMANDS=(); HANGUL_FONT={font}; missing_packages'
-        result = subprocess.run(
-            ["bash", "-c", script, "_", str(DEV)], capture_output=True, text=True, check=True
-        )
-        return result.stdout
-
-    assert "fonts-nanum" in missing("/nonexistent/NanumGothic.ttf")
-    assert "fonts-nanum" not in missing(str(DEV))  # any file that exists stands in for it
-
-
 CHILD = """
 import signal, sys
 def stop(number, frame):

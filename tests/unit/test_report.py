@@ -156,7 +156,7 @@ def said() -> Iterator[io.StringIO]:
 
 def test_a_korean_picture_draws_every_letter_with_a_font_that_has_it() -> None:
     font = picture.hangul_font()
-    assert font is not None, "no font with Hangul on this machine: apt-get install fonts-nanum"
+    assert font == "NanumGothic", "koreanize-matplotlib's NanumGothic did not load"
     figure = picture.render(
         crash_loop_and_healthy(), scenario="bad-liveness", end=at(45), language="ko"
     )
@@ -189,7 +189,7 @@ def test_without_a_hangul_font_the_picture_is_english_and_says_so_once(
     assert not [t for t in shown if HANGUL.search(t)], shown
     assert "bad-liveness: pods over time" in shown and "restart" in shown, shown
     lines = said.getvalue().splitlines()
-    assert len(lines) == 1 and "fonts-nanum" in lines[0], lines
+    assert len(lines) == 1 and "koreanize-matplotlib" in lines[0], lines
 
 
 def test_fonts_without_hangul_are_not_taken_for_one() -> None:
