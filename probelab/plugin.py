@@ -42,6 +42,7 @@ from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
 from probelab.scenario import ScenarioLab, WaitRecord
 from probelab.secrets import SECRETS
+from probelab.signals import second_interrupt_needed
 from probelab.validation import check_namespace_prefix, check_output_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,8 +364,13 @@ class LabRun:
             lab.stop_recording()
         records = self.config.stash.setdefault(RECORDS, [])
         waits = self.config.stash.setdefault(WAITS, [])
-        with step(
-            _("recording and deleting the lab's {count} namespaces").format(count=len(self.labs))
+        with (
+            second_interrupt_needed(_("deleting the lab's namespaces")),
+            step(
+                _("recording and deleting the lab's {count} namespaces").format(
+                    count=len(self.labs)
+                )
+            ),
         ):
             for lab in self.labs.values():
                 if reporting:

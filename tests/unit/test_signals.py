@@ -1,0 +1,48 @@
+"""A teardown started by an interrupt is not cut short by the next signal on its own."""
+
+import io
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from probelab import progress
+from probelab.signals import second_interrupt_needed
+
+
+@pytest.fixture
+def said() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    previous = progress.use(progress.Display(out, starts=True, terminal=False))
+    yield out
+    progress.use(previous)
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
+def test_the_first_signal_is_reported_and_the_next_interrupts(
+    first: signal.Signals, said: io.StringIO
+) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt), second_interrupt_needed("deleting the namespaces"):
+        os.kill(os.getpid(), first)
+        assert said.getvalue() == (
+            "probelab: still deleting the namespaces; interrupt once more to stop now\n"
+        )
+        os.kill(os.getpid(), signal.SIGINT)
+        reached_the_end = True
+    assert not reached_the_end
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers are given back
+
+
+def test_an_ignored_signal_stays_ignored(said: io.StringIO) -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with second_interrupt_needed("deleting"):
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert said.getvalue() == ""
