@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from probelab import progress
-from probelab.signals import second_interrupt_needed
+from probelab.signals import INTERRUPTS, second_interrupt_needed
 
 
 @pytest.fixture
@@ -19,9 +19,24 @@ def said() -> Iterator[io.StringIO]:
     progress.use(previous)
 
 
+@pytest.fixture
+def as_in_a_terminal() -> Iterator[None]:
+    """SIGINT and SIGTERM unblocked and handled as in a terminal's pytest: run from a
+    background job (nohup, CI), the test process may have them ignored or blocked."""
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+    before = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
+    yield
+    for number, handler in before.items():
+        signal.signal(number, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
 def test_the_first_signal_is_reported_and_the_next_interrupts(
-    first: signal.Signals, said: io.StringIO
+    first: signal.Signals, said: io.StringIO, as_in_a_terminal: None
 ) -> None:
     before = signal.getsignal(signal.SIGTERM)
     reached_the_end = False
@@ -36,7 +51,7 @@ def test_the_first_signal_is_reported_and_the_next_interrupts(
     assert signal.getsignal(signal.SIGTERM) is before  # handlers are given back
 
 
-def test_an_ignored_signal_stays_ignored(said: io.StringIO) -> None:
+def test_an_ignored_signal_stays_ignored(said: io.StringIO, as_in_a_terminal: None) -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with second_interrupt_needed("deleting"):
