@@ -1,12 +1,16 @@
 """Interrupt the lab at random moments and count what each interrupted run leaves behind.
 
-    sudo .venv/bin/python benchmarks/interrupt_soak.py --runs N [--seed S] [-- pytest options]
+    sudo .venv/bin/python benchmarks/interrupt_soak.py --runs N [--seed S] [--via tox|pytest]
+        [-- pytest options]
 
-Each run is `pytest labs/<file>` against the (already up) cluster, in a session of its own
-(`--namespace-prefix soak<i>-<tag>`), sent SIGINT at a random moment between 2 s and
---latest s after it starts (the image build, applying, a wait, the teardown), every fourth
-one SIGTERM instead, and the middle one SIGKILL; the run after the killed one is left to
-finish, and its sweep must delete what the killed one left. After each run ends the
+Each run is `labs/<file>` against the (already up) cluster, the README's way (`--via tox`,
+the default: tox's `labs` environment, as `scripts/dev lab` runs it) or with pytest alone,
+in a session of its own (`--namespace-prefix soak<i>-<tag>`). It is sent SIGINT at a random
+moment between 2 s and --latest s after it starts (the image build, applying, a wait, the
+teardown), to the whole process group as a terminal's Ctrl-C is; every fourth one SIGTERM
+instead, to the top process only (as `kill` or a cancelled CI job); the middle one SIGKILL
+to the group. The run after the killed one is left to finish, and its sweep must delete
+what the killed one left. After each run ends the
 benchmark waits (a watch, bounded by NAMESPACE_GONE) for the run's namespaces to go and
 then counts leaks:
 
@@ -107,10 +111,31 @@ def _host_state(local: LocalCluster) -> dict[str, int]:
     }
 
 
-def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) -> dict[str, Any]:
+def _command(via: str, prefix: str, extra: list[str]) -> list[str]:
+    """The lab the README's way (tox's `labs` environment, as `scripts/dev lab` runs it), or
+    pytest alone."""
+    options = ["--cluster=local", "--keep-cluster", f"--namespace-prefix={prefix}", *extra]
+    if via == "tox":
+        tox = str(Path(sys.executable).parent / "tox")
+        return [tox, "run", "-q", "-e", "labs", "--", LAB, *options]
+    return [sys.executable, "-m", "pytest", LAB, "-p", "no:cacheprovider", *options]
+
+
+def _deliver(process: subprocess.Popen[str], signum: int) -> None:
+    """SIGINT and SIGKILL to the whole process group, as a terminal's Ctrl-C (or a kill of
+    everything) reaches tox and pytest alike; SIGTERM to the top process only, as `kill` or a
+    cancelled CI job sends it."""
+    if signum == signal.SIGTERM:
+        os.kill(process.pid, signum)
+    else:
+        os.killpg(process.pid, signum)
+
+
+def _one_run(
+    index: int, tag: str, signum: int, after: float, via: str, extra: list[str]
+) -> dict[str, Any]:
     prefix = f"soak{index}-{tag}"
-    command = [sys.executable, "-m", "pytest", LAB, "-p", "no:cacheprovider"]
-    command += ["--cluster=local", "--keep-cluster", f"--namespace-prefix={prefix}", *extra]
+    command = _command(via, prefix, extra)
     load = round(os.getloadavg()[0], 2)
     started = time.monotonic()
     process = subprocess.Popen(
@@ -126,7 +151,7 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
         _, err = process.communicate(timeout=after)
         signalled = False
     except subprocess.TimeoutExpired:
-        os.kill(process.pid, signum)
+        _deliver(process, signum)
         signalled = True
         try:
             _, err = process.communicate(timeout=RUN_LIMIT)
@@ -137,6 +162,7 @@ def _one_run(index: int, tag: str, signum: int, after: float, extra: list[str]) 
     ended = time.monotonic() - started
     return {
         "run": index,
+        "via": via,
         "prefix": prefix,
         "signal": signal.Signals(signum).name if signalled else None,
         "at_seconds": round(after, 1),
@@ -166,6 +192,12 @@ def main() -> int:
     parser.add_argument(
         "--max-load", type=float, default=3.0, help="refuse to start at this 1-min load or more"
     )
+    parser.add_argument(
+        "--via",
+        choices=("tox", "pytest"),
+        default="tox",
+        help="run the lab through tox as scripts/dev does (default), or pytest alone",
+    )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
     if (load := os.getloadavg()[0]) >= args.max_load:
@@ -192,7 +224,7 @@ def main() -> int:
         after = rng.uniform(2.0, args.latest)
         if index == killed + 1:  # the new run after the kill goes to the end: it must sweep
             after = RUN_LIMIT
-        run = _one_run(index, tag, signum, after, extra)
+        run = _one_run(index, tag, signum, after, args.via, extra)
         run["namespaces_gone_seconds"] = (
             _wait_gone(api, run["prefix"]) if signum != signal.SIGKILL else None
         )
@@ -212,6 +244,7 @@ def main() -> int:
         "runs": args.runs,
         "seed": args.seed,
         "lab": LAB,
+        "via": args.via,
         "results": results,
         "stale_leases": stale_leases,
         "host_before": host_before,
