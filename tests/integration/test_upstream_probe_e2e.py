@@ -23,6 +23,7 @@ from probelab.conformance.suite import (
     STOP_GRACE_SECONDS,
     SuiteOutcome,
 )
+from probelab.signals import as_from_a_terminal
 
 pytestmark = pytest.mark.cluster
 
@@ -132,6 +133,9 @@ def test_ctrl_c_cleans_up_every_namespace_the_suite_made(
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # Started from a background job (nohup, a CI runner), the run would inherit SIGINT
+        # ignored and finish the suite instead of stopping: give it a terminal's signals.
+        preexec_fn=as_from_a_terminal,
     )
     try:
         made = kube.watch_until(
