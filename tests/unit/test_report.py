@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image, ImageColor
 
-from probelab import picture, progress
+from probelab import picture
 from probelab.picture import CRASH_LOOP, NOT_READY, READY, STARTING, band_of, draw
 from probelab.report import Code as CodeBlock
 from probelab.report import Outcome, ScenarioRecord, outcomes, to_markdown, write_run
@@ -144,13 +144,10 @@ def texts(figure: Figure) -> list[Text]:
 
 
 @pytest.fixture
-def said() -> Iterator[io.StringIO]:
-    """What probelab says while the test runs."""
-    out = io.StringIO()
-    previous = progress.use(progress.Display(out, starts=True, terminal=False))
+def said(progress_lines: io.StringIO) -> Iterator[io.StringIO]:
+    """What probelab says while the test runs, its say-once memory cleared."""
     picture._say_english_once.cache_clear()
-    yield out
-    progress.use(previous)
+    yield progress_lines
     picture._say_english_once.cache_clear()
 
 

@@ -7,16 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probelab import progress
 from probelab.signals import INTERRUPTS, second_interrupt_needed
-
-
-@pytest.fixture
-def said() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    previous = progress.use(progress.Display(out, starts=True, terminal=False))
-    yield out
-    progress.use(previous)
 
 
 @pytest.fixture
@@ -36,13 +27,13 @@ def as_in_a_terminal() -> Iterator[None]:
 
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
 def test_the_first_signal_is_reported_and_the_next_interrupts(
-    first: signal.Signals, said: io.StringIO, as_in_a_terminal: None
+    first: signal.Signals, progress_lines: io.StringIO, as_in_a_terminal: None
 ) -> None:
     before = signal.getsignal(signal.SIGTERM)
     reached_the_end = False
     with pytest.raises(KeyboardInterrupt), second_interrupt_needed("deleting the namespaces"):
         os.kill(os.getpid(), first)
-        assert said.getvalue() == (
+        assert progress_lines.getvalue() == (
             "probelab: still deleting the namespaces; interrupt once more to stop now\n"
         )
         os.kill(os.getpid(), signal.SIGINT)
@@ -51,7 +42,9 @@ def test_the_first_signal_is_reported_and_the_next_interrupts(
     assert signal.getsignal(signal.SIGTERM) is before  # handlers are given back
 
 
-def test_an_ignored_signal_stays_ignored(said: io.StringIO, as_in_a_terminal: None) -> None:
+def test_an_ignored_signal_stays_ignored(
+    progress_lines: io.StringIO, as_in_a_terminal: None
+) -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with second_interrupt_needed("deleting"):
@@ -60,4 +53,4 @@ def test_an_ignored_signal_stays_ignored(said: io.StringIO, as_in_a_terminal: No
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert said.getvalue() == ""
+    assert progress_lines.getvalue() == ""

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from probelab import progress
 from probelab.clusters.local import toolchain
 from probelab.clusters.local.toolchain import Toolchains
 from probelab.errors import ProbelabError
@@ -174,15 +173,6 @@ def publish(root: Path, release: str, recorded: str | None = None) -> None:
     lookup = root / "sumdb" / "sum.golang.org" / "lookup" / "golang.org" / f"toolchain@{version}"
     lookup.parent.mkdir(parents=True, exist_ok=True)
     lookup.write_text(line + "\ngo.sum database tree\n1\nx\n")
-
-
-@pytest.fixture
-def progress_lines() -> Iterator[io.StringIO]:
-    """What probelab says, kept here instead of shown on this session's terminal."""
-    lines = io.StringIO()
-    previous = progress.use(progress.Display(lines, starts=True, terminal=False))
-    yield lines
-    progress.use(previous)
 
 
 def test_download_takes_the_newest_checks_its_hash_and_keeps_exec_bits(
