@@ -9,15 +9,12 @@ too; a failed test's report carries the scenario's timeline, events and previous
 """
 
 import json
-import signal
-import threading
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import pytest
@@ -42,7 +39,7 @@ from probelab.report import ScenarioRecord, outcomes, record, write_run
 from probelab.runs import RunLease
 from probelab.scenario import ScenarioLab, WaitRecord
 from probelab.secrets import SECRETS
-from probelab.signals import second_interrupt_needed
+from probelab.signals import InterruptLadder
 from probelab.validation import check_namespace_prefix, check_output_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "scenario(name, *manifests, pull_secret=True): the lab scenario a test assesses"
     )
     report_masking.install(config)  # every registry's secrets stay out of pytest's output
-    _sigterm_as_interrupt()
+    LADDER.install()
     set_language(config.getoption("lang"))
     student = config.getoption("student_manifests")
     if student is not None and not student.is_dir():
@@ -168,21 +165,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (a CI job cancelled, `kill`) tears down as Ctrl-C does: namespaces deleted.
-
-    Only when nothing else handles SIGTERM, and only from the main thread (signals go
-    there).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+# SIGTERM (a CI job cancelled, `kill`) tears down as Ctrl-C does; a repeat while tearing
+# down is reported, not obeyed at once (probelab/signals.py).
+LADDER = InterruptLadder()
 
 
 @pytest.hookimpl(trylast=True)
@@ -365,7 +350,7 @@ class LabRun:
         records = self.config.stash.setdefault(RECORDS, [])
         waits = self.config.stash.setdefault(WAITS, [])
         with (
-            second_interrupt_needed(_("deleting the lab's namespaces")),
+            LADDER.tearing_down(),
             step(
                 _("recording and deleting the lab's {count} namespaces").format(
                     count=len(self.labs)

@@ -6,13 +6,14 @@ ignored, and sometimes signals blocked; a child that should stop on Ctrl-C or SI
 it would for a student at a terminal, needs them back first.
 
 A teardown that a Ctrl-C started (deleting the lab's namespaces) often gets a second signal
-that nobody typed: tox sends its child a SIGINT of its own right after the terminal's, and a
-SIGTERM 0.3 s later unless tox.ini gives it longer. The first extra one is only reported.
+that nobody typed: tox sends its child a SIGINT of its own a second after the terminal's
+(tox.ini), and a SIGTERM later. The first extra one is only reported.
 """
 
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -20,6 +21,8 @@ from probelab import progress
 from probelab.i18n import _
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+# tox sends its own SIGINT 1 s after the terminal's (tox.ini's suicide_timeout), at times twice.
+ECHO_SECONDS = 3.0
 
 
 def as_from_a_terminal() -> None:
@@ -29,30 +32,54 @@ def as_from_a_terminal() -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
-@contextmanager
-def second_interrupt_needed(what: str) -> Iterator[None]:
-    """While the block runs, a SIGINT or SIGTERM is reported; only the next one interrupts.
+class InterruptLadder:
+    """SIGINT and SIGTERM as Ctrl-C, for a session whose teardown must finish.
 
-    Only in the main thread (where Python runs handlers); a signal ignored stays ignored.
+    The first one raises KeyboardInterrupt (pytest then tears down), as does any once the
+    teardown is over. While stopping, signals within ECHO_SECONDS of the one that started
+    it are echoes, not typed by anyone (tox repeats the terminal's Ctrl-C to its child, once
+    or twice, a second later): the first is reported, none obeyed. After that window the
+    next one stops at once. A teardown begun without a signal (the session's normal end)
+    reports the first signal and opens the window then.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    seen: list[int] = []
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if seen:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.since: float | None = None  # when stopping began (None: not stopping)
+        self.reported = False
+
+    def install(self) -> None:
+        """Take SIGINT and SIGTERM where they have their default handling, main thread only
+        (where Python runs handlers); one ignored (a background job's SIGINT) stays so."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self.since, self.reported = None, False
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for number in INTERRUPTS:
+            if signal.getsignal(number) in (defaults[number], self):
+                signal.signal(number, self)
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        now = self.clock()
+        if self.since is None:
+            self.since = now
             raise KeyboardInterrupt
-        seen.append(signum)
-        progress.say(_("probelab: still {what}; interrupt once more to stop now").format(what=what))
+        echo = now - self.since < ECHO_SECONDS
+        if echo or not self.reported:
+            if not echo:
+                self.since = now  # reported now: echoes of this one are ignored too
+            if not self.reported:
+                self.reported = True
+                progress.say(_("probelab: still tearing down; interrupt once more to stop now"))
+            return
+        raise KeyboardInterrupt
 
-    previous = {
-        number: signal.signal(number, handler)
-        for number in INTERRUPTS
-        if signal.getsignal(number) is not signal.SIG_IGN
-    }
-    try:
-        yield
-    finally:
-        for number, before in previous.items():
-            signal.signal(number, before)
+    @contextmanager
+    def tearing_down(self) -> Iterator[None]:
+        """The block is a teardown: a signal during it is reported first, not obeyed."""
+        if self.since is None:
+            self.since = self.clock() - ECHO_SECONDS  # no echo window: nothing was sent
+        try:
+            yield
+        finally:
+            self.since, self.reported = None, False

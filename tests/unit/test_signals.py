@@ -1,4 +1,4 @@
-"""A teardown started by an interrupt is not cut short by the next signal on its own."""
+"""A teardown started by an interrupt is not cut short by the signals that echo it."""
 
 import io
 import os
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from probelab.signals import INTERRUPTS, second_interrupt_needed
+from probelab.signals import ECHO_SECONDS, INTERRUPTS, InterruptLadder
+
+REPORTED = "probelab: still tearing down; interrupt once more to stop now\n"
 
 
 @pytest.fixture
@@ -25,32 +27,58 @@ def as_in_a_terminal() -> Iterator[None]:
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _send(number: int = signal.SIGINT) -> None:
+    os.kill(os.getpid(), number)
+
+
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
-def test_the_first_signal_is_reported_and_the_next_interrupts(
+def test_echoes_of_an_interrupt_are_reported_once_and_a_later_one_stops(
     first: signal.Signals, progress_lines: io.StringIO, as_in_a_terminal: None
 ) -> None:
-    before = signal.getsignal(signal.SIGTERM)
-    reached_the_end = False
-    with pytest.raises(KeyboardInterrupt), second_interrupt_needed("deleting the namespaces"):
-        os.kill(os.getpid(), first)
-        assert progress_lines.getvalue() == (
-            "probelab: still deleting the namespaces; interrupt once more to stop now\n"
-        )
-        os.kill(os.getpid(), signal.SIGINT)
-        reached_the_end = True
-    assert not reached_the_end
-    assert signal.getsignal(signal.SIGTERM) is before  # handlers are given back
+    clock = Clock()
+    ladder = InterruptLadder(clock)
+    ladder.install()
+    with pytest.raises(KeyboardInterrupt):
+        _send(first)
+    clock.now += 1.0  # tox's own SIGINTs, twice, a second later
+    _send()
+    _send()
+    assert progress_lines.getvalue() == REPORTED
+    clock.now += ECHO_SECONDS
+    with pytest.raises(KeyboardInterrupt):
+        _send()
+
+
+def test_a_teardown_without_a_signal_reports_the_first_and_obeys_a_later_one(
+    progress_lines: io.StringIO, as_in_a_terminal: None
+) -> None:
+    clock = Clock()
+    ladder = InterruptLadder(clock)
+    ladder.install()
+    with pytest.raises(KeyboardInterrupt), ladder.tearing_down():
+        _send(signal.SIGTERM)
+        assert progress_lines.getvalue() == REPORTED
+        clock.now += 1.0
+        _send()  # its echo
+        clock.now += ECHO_SECONDS
+        _send()
+    with pytest.raises(KeyboardInterrupt):  # after a teardown, an interrupt is obeyed
+        _send()
 
 
 def test_an_ignored_signal_stays_ignored(
     progress_lines: io.StringIO, as_in_a_terminal: None
 ) -> None:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with second_interrupt_needed("deleting"):
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    InterruptLadder().install()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    _send()
     assert progress_lines.getvalue() == ""
