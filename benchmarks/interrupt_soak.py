@@ -1,10 +1,10 @@
 """Interrupt the lab at random moments and count what each interrupted run leaves behind.
 
-    sudo .venv/bin/python benchmarks/interrupt_soak.py --runs N [--seed S] [--via tox|pytest]
+    sudo .venv/bin/python benchmarks/interrupt_soak.py --runs N [--seed S] [--via dev|tox|pytest]
         [-- pytest options]
 
-Each run is `labs/<file>` against the (already up) cluster, the README's way (`--via tox`,
-the default: tox's `labs` environment, as `scripts/dev lab` runs it) or with pytest alone,
+Each run is `labs/<file>` against the (already up) cluster, the README's way (`--via dev`,
+the default: `scripts/dev lab -k <file>`), through tox alone or with pytest alone,
 in a session of its own (`--namespace-prefix soak<i>-<tag>`). It is sent SIGINT at a random
 moment between 2 s and --latest s after it starts (the image build, applying, a wait, the
 teardown), to the whole process group as a terminal's Ctrl-C is; every fourth one SIGTERM
@@ -112,9 +112,11 @@ def _host_state(local: LocalCluster) -> dict[str, int]:
 
 
 def _command(via: str, prefix: str, extra: list[str]) -> list[str]:
-    """The lab the README's way (tox's `labs` environment, as `scripts/dev lab` runs it), or
-    pytest alone."""
+    """The lab the README's way (`scripts/dev lab`), through tox's `labs` environment
+    alone, or pytest alone."""
     options = ["--cluster=local", "--keep-cluster", f"--namespace-prefix={prefix}", *extra]
+    if via == "dev":  # `scripts/dev lab` always collects labs/; -k keeps the one file
+        return [str(ROOT / "scripts" / "dev"), "lab", "-k", Path(LAB).stem, *options]
     if via == "tox":
         tox = str(Path(sys.executable).parent / "tox")
         return [tox, "run", "-q", "-e", "labs", "--", LAB, *options]
@@ -194,9 +196,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--via",
-        choices=("tox", "pytest"),
-        default="tox",
-        help="run the lab through tox as scripts/dev does (default), or pytest alone",
+        choices=("dev", "tox", "pytest"),
+        default="dev",
+        help="run the lab with the README's `scripts/dev lab` (default), tox, or pytest alone",
     )
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
