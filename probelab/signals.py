@@ -61,18 +61,22 @@ class InterruptLadder:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         now = self.clock()
-        if self.since is None:
+        if self.since is None:  # not stopping yet: stop
             self.since = now
             raise KeyboardInterrupt
-        echo = now - self.since < ECHO_SECONDS
-        if echo or not self.reported:
-            if not echo:
-                self.since = now  # reported now: echoes of this one are ignored too
-            if not self.reported:
-                self.reported = True
-                progress.say(_("probelab: still tearing down; interrupt once more to stop now"))
+        if now - self.since < ECHO_SECONDS:  # an echo of the signal that started it
+            self._report_once()
+            return
+        if not self.reported:  # the first during a teardown begun without a signal
+            self.since = now  # its echoes are ignored too
+            self._report_once()
             return
         raise KeyboardInterrupt
+
+    def _report_once(self) -> None:
+        if not self.reported:
+            self.reported = True
+            progress.say(_("probelab: still tearing down; interrupt once more to stop now"))
 
     @contextmanager
     def tearing_down(self) -> Iterator[None]:

@@ -47,6 +47,12 @@ def with_htpasswd_entry(text: str, username: str, entry: str | None) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def htpasswd_of_only(text: str, username: str) -> str:
+    """An htpasswd file's text with every user but `username` removed (what a killed ECR
+    stand-in session left behind, for one)."""
+    return "".join(f"{line}\n" for line in text.splitlines() if line.startswith(f"{username}:"))
+
+
 class StandInStore(Protocol):
     """A registry probelab runs that can also answer for another registry's host name.
 

@@ -113,29 +113,36 @@ class StandInMapping:
                 self._lock = None
 
 
-def take_lock(path: Path, wait: float) -> int:
-    """An exclusive lock on `path`, waiting up to `wait` seconds; the open descriptor."""
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding `path`'s exclusive lock, or None while another holds it."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def take_lock(path: Path, wait: float) -> int:
+    """An exclusive lock on `path`, waiting up to `wait` seconds; the open descriptor."""
+    descriptor = _try_lock(path)
+    if descriptor is None:
         holder = path.read_text().strip() or "?"
         say(f"waiting up to {wait:.0f}s for the ECR stand-in session of pid {holder} to end")
         # A lock cannot be watched: poll it, as for any other host process.
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(BlockingIOError),
+            retry=tenacity.retry_if_result(lambda taken: taken is None),
             stop=tenacity.stop_after_delay(wait),
             wait=tenacity.wait_fixed(0.5),
-            reraise=True,
+            retry_error_callback=lambda state: None,
         )
-        try:
-            retrying(fcntl.flock, descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
+        descriptor = retrying(_try_lock, path)
+        if descriptor is None:
             raise ProbelabError(
                 f"another ECR stand-in session (pid {holder}) still runs after {wait:.0f}s; "
                 f"it holds {path}"
-            ) from None
+            )
     os.ftruncate(descriptor, 0)
     os.write(descriptor, str(os.getpid()).encode())
     return descriptor
@@ -148,13 +155,10 @@ def unless_a_session_runs(action: Callable[[], None], lock_file: Path = LOCK_FIL
     starting meanwhile. A lock file this user cannot open counts as held.
     """
     try:
-        descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = _try_lock(lock_file)
     except OSError:
         return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
+    if descriptor is None:
         return False
     try:
         action()

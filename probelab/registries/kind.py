@@ -45,6 +45,7 @@ from probelab.registries.base import (
     Credentials,
     FixedRegistry,
     htpasswd_line,
+    htpasswd_of_only,
     with_htpasswd_entry,
 )
 from probelab.registries.ecr_mapping import unless_a_session_runs
@@ -406,30 +407,24 @@ class KindRegistryServer:
 
     def set_user(self, username: str, password: str) -> None:
         """Add `username` to the registry's htpasswd (or change its password)."""
-        self._rewrite_htpasswd(username, htpasswd_line(username, password))
+        entry = htpasswd_line(username, password)
+        self._rewrite_htpasswd(lambda text: with_htpasswd_entry(text, username, entry))
 
     def remove_user(self, username: str) -> None:
-        self._rewrite_htpasswd(username, None)
-
-    def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
-        container = self._running()
-        text = with_htpasswd_entry(_read_text(container, _HTPASSWD), username, entry)
-        _copy_in(container, {_HTPASSWD: text})
+        self._rewrite_htpasswd(lambda text: with_htpasswd_entry(text, username, None))
 
     def forget_other_users(self) -> None:
         """Accept only probelab's own user again: a killed ECR stand-in session leaves its
         token's user behind, and nothing else would ever remove it."""
-        container = self._running()
-        text = _read_text(container, _HTPASSWD)
-        kept = [line for line in text.splitlines() if line.startswith(f"{USERNAME}:")]
-        if len(kept) != len(text.splitlines()):
-            _copy_in(container, {_HTPASSWD: "".join(f"{line}\n" for line in kept)})
+        self._rewrite_htpasswd(lambda text: htpasswd_of_only(text, USERNAME))
 
-    def _running(self) -> Container:
+    def _rewrite_htpasswd(self, change: Callable[[str], str]) -> None:
         container = self.container()
         if container is None:
             raise ProbelabError(f"the registry container {self.settings.name} is gone")
-        return container
+        text = _read_text(container, _HTPASSWD)
+        if (changed := change(text)) != text:
+            _copy_in(container, {_HTPASSWD: changed})
 
     def connect(self) -> None:
         """Join the cluster's network (once), so nodes reach the registry by name."""

@@ -20,7 +20,13 @@ import yaml
 from probelab.clusters.local.components import Component, http_ok
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import REGISTRY_SERVING, PkiLayout
-from probelab.registries.base import Credentials, Registry, htpasswd_line, with_htpasswd_entry
+from probelab.registries.base import (
+    Credentials,
+    Registry,
+    htpasswd_line,
+    htpasswd_of_only,
+    with_htpasswd_entry,
+)
 
 USERNAME = "probelab"
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
@@ -113,10 +119,7 @@ class LocalRegistryServer:
         shutil.rmtree(docker_dir, ignore_errors=True)
         shutil.rmtree(self.hosts_dir, ignore_errors=True)
         if (self.dir / "htpasswd").exists():
-            for line in (self.dir / "htpasswd").read_text().splitlines():
-                username = line.split(":", 1)[0]
-                if username and username != USERNAME:
-                    self.remove_user(username)
+            self._rewrite_htpasswd(lambda text: htpasswd_of_only(text, USERNAME))
 
     def _write_hosts_toml(self, directory: Path) -> None:
         """containerd's per-host config: fetch from this registry, trusting the cluster CA."""
@@ -143,16 +146,21 @@ class LocalRegistryServer:
     def set_user(self, username: str, password: str) -> None:
         """Add `username` to the htpasswd file (or change its password); the registry
         re-reads the file when it changes, so no restart is needed."""
-        self._rewrite_htpasswd(username, htpasswd_line(username, password).strip())
+        entry = htpasswd_line(username, password).strip()
+        self._rewrite_htpasswd(lambda text: with_htpasswd_entry(text, username, entry))
 
     def remove_user(self, username: str) -> None:
-        self._rewrite_htpasswd(username, None)
+        self._rewrite_htpasswd(lambda text: with_htpasswd_entry(text, username, None))
 
-    def _rewrite_htpasswd(self, username: str, entry: str | None) -> None:
-        """Replace `username`'s line, atomically: the registry may read the file meanwhile."""
+    def _rewrite_htpasswd(self, change: Callable[[str], str]) -> None:
+        """Replace the file by `change` of its text, atomically: the registry may read the
+        file meanwhile."""
         path = self.dir / "htpasswd"
+        text = path.read_text()
+        if (changed := change(text)) == text:
+            return
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text(with_htpasswd_entry(path.read_text(), username, entry))
+        temporary.write_text(changed)
         temporary.chmod(path.stat().st_mode & 0o777)
         os.replace(temporary, path)
 
