@@ -2,18 +2,26 @@
 
 No image registry is reachable from here, so every base image probelab needs (the lab's
 Python base, the kind node's root) is made from the machine's own Debian mirror instead.
+debootstrap waits mostly on the mirror and the disk, so a caller may run it in a thread
+beside CPU-bound work and stop it (`stop`) when that work fails or is interrupted.
 """
 
 import hashlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from probelab.clusters.mounts import unmount_below
 from probelab.errors import ProbelabError
 from probelab.progress import step
+
+_STOP_POLL_SECONDS = 0.5
 
 DEBIAN_SUITE = "bookworm"
 
@@ -46,10 +54,12 @@ def rootfs_tarball(
     what: str,
     recipe_extra: str = "",
     finish: Callable[[Path], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Path:
     """A minbase `DEBIAN_SUITE` root with `packages`, tarred; made once per recipe.
 
     `finish` may change the root before it is packed (its effect belongs in `recipe_extra`).
+    `stop`, once set, ends debootstrap and leaves nothing behind (`Stopped`).
     """
     recipe = f"{DEBIAN_SUITE} {' '.join(packages)} {recipe_extra}".rstrip()
     tarball = cache_dir / f"{name}-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
@@ -60,22 +70,14 @@ def rootfs_tarball(
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as work, step(what):
         root = Path(work) / "rootfs"
-        result = subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(packages)}",
-                DEBIAN_SUITE,
-                str(root),
-                debian_mirror(),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            tail = "\n".join(result.stdout.strip().splitlines()[-15:])
-            raise ProbelabError(f"debootstrap failed:\n{tail}\n{result.stderr.strip()}")
+        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}"]
+        try:
+            code, out, err = run_stoppable([*argv, DEBIAN_SUITE, str(root), debian_mirror()], stop)
+        finally:  # a debootstrap that did not finish leaves its /proc, /sys and /dev mounted
+            unmount_below(Path(work))
+        if code != 0:
+            tail = "\n".join(out.strip().splitlines()[-15:])
+            raise ProbelabError(f"debootstrap failed:\n{tail}\n{err.strip()}")
         if finish is not None:
             finish(root)
         for leftover in ("var/lib/apt/lists", "var/cache/apt/archives"):
@@ -86,3 +88,32 @@ def rootfs_tarball(
         )
         partial.rename(tarball)
     return tarball
+
+
+class Stopped(ProbelabError):
+    """A stoppable command was stopped before it finished."""
+
+
+def run_stoppable(argv: Sequence[str], stop: threading.Event | None) -> tuple[int, str, str]:
+    """Run `argv` to its end (exit code, stdout, stderr), unless `stop` is set first or this
+    thread is interrupted: then its whole process group is killed and waited for.
+
+    Its own process group, so that a terminal's Ctrl-C does not kill it halfway behind the
+    caller's back: the caller decides, and debootstrap's children (dpkg in a chroot) go too.
+    """
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        while True:
+            try:
+                out, err = process.communicate(timeout=_STOP_POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    raise Stopped(f"{argv[0]} stopped") from None
+                continue
+            return process.returncode, out, err
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise

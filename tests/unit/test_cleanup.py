@@ -95,7 +95,7 @@ def test_down_runs_every_step_when_earlier_ones_fail(
     monkeypatch.setattr(local.supervisor, "stop", stop)
     monkeypatch.setattr(local, "_drain_pods", drain)
     monkeypatch.setattr(local.network, "down", network_down)
-    monkeypatch.setattr(local_cluster, "_unmount_below", lambda root: calls.append("unmount"))
+    monkeypatch.setattr(local_cluster, "unmount_below", lambda root: calls.append("unmount"))
 
     with pytest.raises(CleanupError) as caught:
         local.down(quiet=True)

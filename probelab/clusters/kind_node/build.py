@@ -15,6 +15,7 @@ import io
 import json
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,13 @@ import docker.errors
 import tenacity
 from docker.models.containers import Container
 
+from probelab.alongside import alongside
 from probelab.clusters.debootstrap import rootfs_tarball
 from probelab.clusters.kind_node.components import ComponentVersions, iptables_mode, make_images
 from probelab.clusters.kind_node.layout import NodeFile, node_files, node_links, runtime_spec
 from probelab.clusters.local.build import Binaries, Builder
 from probelab.clusters.local.components import PAUSE_IMAGE
-from probelab.clusters.local.images import image_exists
+from probelab.clusters.local.images import base_rootfs, image_exists
 from probelab.clusters.local.releases import Versions
 from probelab.errors import ProbelabError
 from probelab.progress import step
@@ -129,16 +131,17 @@ class NodeImageBuilder:
         self.kind_version = kind_version
 
     def build(self, versions: Versions) -> NodeImage:
-        binaries = self.builder.all(versions)
-        kubeadm = self.builder.kubeadm(versions.kubernetes)
+        with alongside(self._debian_roots):
+            binaries = self.builder.all(versions)
+            kubeadm = self.builder.kubeadm(versions.kubernetes)
+            crictl = self.builder.crictl(CRICTL_VERSION)
+            kind_module = self.builder.module("sigs.k8s.io/kind", self.kind_version).dir
         node_binaries = {
             "kubeadm": kubeadm,
             "kubelet": binaries.kube("kubelet"),
             "kubectl": binaries.kube("kubectl"),
         }
-        kind_module = self.builder.module("sigs.k8s.io/kind", self.kind_version).dir
         files = node_files(kind_module, node_binaries, versions.kubernetes, PAUSE_IMAGE)
-        crictl = self.builder.crictl(CRICTL_VERSION)
         files.append(NodeFile("/usr/local/bin/crictl", crictl.read_bytes(), 0o755))
         links = node_links()
         rootfs = self.rootfs()
@@ -171,14 +174,21 @@ class NodeImageBuilder:
             binaries.pause,
         ]
 
-    def rootfs(self) -> Path:
+    def rootfs(self, stop: threading.Event | None = None) -> Path:
         """The node's Debian root as a tarball, made once per package list."""
         return rootfs_tarball(
             self.cache_root / "images",
             "kind-node-root",
             NODE_PACKAGES,
             what="making the kind node's Debian root with debootstrap (about 2 min, once)",
+            stop=stop,
         )
+
+    def _debian_roots(self, stop: threading.Event) -> None:
+        """Both Debian roots a kind run makes (the node's, the lab's base image), while the
+        Go builds run (`alongside`)."""
+        self.rootfs(stop)
+        base_rootfs(self.cache_root / "images", stop)
 
     @staticmethod
     def base_image_name(rootfs: Path) -> str:

@@ -31,17 +31,19 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from probelab import kube, runs
+from probelab.alongside import alongside
 from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import preflight
 from probelab.clusters.local.build import Binaries, Builder
 from probelab.clusters.local.components import Component, Components
 from probelab.clusters.local.config import LocalClusterConfig
-from probelab.clusters.local.images import ensure_base_image, import_pause_image
+from probelab.clusters.local.images import base_rootfs, ensure_base_image, import_pause_image
 from probelab.clusters.local.network import PodNetwork
 from probelab.clusters.local.pki import PkiLayout, ensure_pki
 from probelab.clusters.local.processes import Supervisor
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, Versions, parse
+from probelab.clusters.mounts import unmount_below
 from probelab.errors import ProbelabError
 from probelab.i18n import _
 from probelab.progress import say, step
@@ -136,7 +138,12 @@ class LocalCluster:
     def build(self, request: Request | None = None) -> tuple[Versions, Binaries]:
         """Build (or find cached) everything `up` runs; touches no cluster."""
         versions = self.resolve(request)
-        return versions, self.builder().all(versions)
+        return versions, self._binaries(versions)
+
+    def _binaries(self, versions: Versions) -> Binaries:
+        """The Go builds, and the base image's root made alongside them (`alongside`)."""
+        with alongside(partial(base_rootfs, self.config.cache / "images")):
+            return self.builder().all(versions)
 
     def up(self, request: Request | None = None) -> ClusterHandle:
         """The running cluster, or one at `request` (none asked: whatever runs, else the
@@ -148,7 +155,7 @@ class LocalCluster:
             if versions is None or (running and running.kubernetes == versions.kubernetes):
                 say(f"local cluster already up: {what} (state in {self.layout.root})")
                 return self.handle(owned=False)
-            binaries = self.builder().all(versions)  # the old cluster runs on meanwhile
+            binaries = self._binaries(versions)  # the old cluster runs on meanwhile
             say(
                 _(
                     "the local cluster runs {running}; replacing it with Kubernetes "
@@ -192,7 +199,7 @@ class LocalCluster:
             cleanup.run("kube-proxy --cleanup", self._kube_proxy_cleanup)
             cleanup.run(_("removing the pod network"), self.network.down)
             cleanup.run(_("removing the registry trust"), self.registry_server(None).untrust)
-            cleanup.run(_("unmounting"), lambda: _unmount_below(self.layout.root))
+            cleanup.run(_("unmounting"), lambda: unmount_below(self.layout.root))
         cleanup.check()
 
     def _stop_started(self) -> None:
@@ -421,14 +428,6 @@ def _delete_pod(core: client.CoreV1Api, name: str, namespace: str) -> None:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-def _unmount_below(root: Path) -> None:
-    """Unmount whatever is still mounted under `root`, deepest first."""
-    prefix = str(root.resolve()) + "/"
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
 
 
 def purge(config: LocalClusterConfig) -> None:

@@ -14,6 +14,7 @@ import io
 import shutil
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import docker
@@ -95,8 +96,9 @@ def import_pause_image(
     import_into_containerd(client, reference, containerd_socket)
 
 
-def _base_rootfs(cache_dir: Path) -> Path:
-    """The cached root filesystem tarball of the base image, made once per recipe."""
+def base_rootfs(cache_dir: Path, stop: threading.Event | None = None) -> Path:
+    """The cached root filesystem tarball of the base image, made once per recipe (`stop`:
+    see `rootfs_tarball`)."""
 
     def trust_host_cas(root: Path) -> None:
         shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/certs/ca-certificates.crt")
@@ -108,6 +110,7 @@ def _base_rootfs(cache_dir: Path) -> Path:
         what=f"making the {BASE_IMAGE} stand-in with debootstrap (about a minute, once)",
         recipe_extra=hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest(),
         finish=trust_host_cas,
+        stop=stop,
     )
 
 
@@ -115,7 +118,7 @@ def ensure_base_image(client: docker.DockerClient, cache_dir: Path) -> None:
     """Make sure the Docker engine has the `python:3.11-slim` stand-in."""
     if image_exists(client, BASE_IMAGE):
         return
-    tarball = _base_rootfs(cache_dir)
+    tarball = base_rootfs(cache_dir)
     repository, tag = BASE_IMAGE.split(":")
     with step(f"importing {BASE_IMAGE} into the Docker engine"):
         client.api.import_image_from_file(
