@@ -18,7 +18,12 @@ from collections.abc import Mapping
 import docker
 import docker.errors
 
-from probelab.clusters.local.network import chains_present, install_chains, remove_chains
+from probelab.clusters.local.network import (
+    chains_present,
+    install_chains,
+    refuse,
+    remove_chains,
+)
 
 CHAIN = "PROBELAB-KIND"
 NETWORK = "kind"
@@ -26,12 +31,11 @@ OWNED_LABEL = "dev.probelab.kind-network"
 
 
 def guard_rules(bridge: str) -> dict[str, list[list[str]]]:
-    reject = ["-j", "REJECT", "--reject-with", "icmp-net-prohibited"]
     return {
         CHAIN: [
             ["-i", bridge, "-o", bridge, "-j", "ACCEPT"],
-            ["-i", bridge, *reject],
-            ["-o", bridge, *reject],
+            *refuse("-i", bridge),
+            *refuse("-o", bridge),
         ]
     }
 

@@ -111,9 +111,12 @@ def test_guard_accepts_the_bridge_to_itself_and_refuses_the_rest() -> None:
     assert rules[0] == ["-i", "br-0123456789ab", "-o", "br-0123456789ab", "-j", "ACCEPT"]
     assert [rule[:2] for rule in rules[1:]] == [
         ["-i", "br-0123456789ab"],
+        ["-i", "br-0123456789ab"],
+        ["-o", "br-0123456789ab"],
         ["-o", "br-0123456789ab"],
     ]
     assert all("REJECT" in rule for rule in rules[1:])
+    assert [rule[-1] for rule in rules[1:3]] == ["tcp-reset", "icmp-net-prohibited"]
 
 
 def test_bridge_name_follows_docker() -> None:

@@ -16,7 +16,7 @@ import pytest
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.network import FORWARD_CHAIN, OUTPUT_CHAIN, PodNetwork
 
-REJECT_REASON = ["--reject-with", "icmp-net-prohibited"]
+REJECT_REASONS = {"tcp": "tcp-reset", None: "icmp-net-prohibited"}
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,18 @@ class Packet:
     destination: str
     out_interface: str
     in_interface: str | None = None  # None for packets the host itself sends (OUTPUT)
+    protocol: str = "tcp"
+
+
+def first_match(rules: list[list[str]], packet: Packet) -> list[str] | None:
+    """The first rule matching `packet`, or None when it falls through."""
+    return next((rule for rule in rules if _matches(rule, packet)), None)
 
 
 def verdict(rules: list[list[str]], packet: Packet) -> str | None:
     """The target of the first rule matching `packet`, or None when it falls through."""
-    for rule in rules:
-        if _matches(rule, packet):
-            return rule[rule.index("-j") + 1]
-    return None
+    rule = first_match(rules, packet)
+    return None if rule is None else rule[rule.index("-j") + 1]
 
 
 def _matches(rule: list[str], packet: Packet) -> bool:
@@ -46,6 +50,8 @@ def _matches(rule: list[str], packet: Packet) -> bool:
             hit = packet.in_interface == value
         elif option == "-o":
             hit = packet.out_interface == value
+        elif option == "-p":
+            hit = packet.protocol == value
         elif option == "-d":
             hit = IPv4Address(packet.destination) in IPv4Network(value)
         else:
@@ -77,7 +83,24 @@ def test_every_refusal_is_a_reject_not_a_drop(rules: dict[str, list[list[str]]])
             target = rule[rule.index("-j") + 1]
             assert target in {"ACCEPT", "RETURN", "REJECT"}
             if target == "REJECT":
-                assert rule[-2:] == REJECT_REASON
+                protocol = rule[rule.index("-p") + 1] if "-p" in rule else None
+                assert rule[-2:] == ["--reject-with", REJECT_REASONS[protocol]]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "reason"), [("tcp", "tcp-reset"), ("udp", "icmp-net-prohibited")]
+)
+def test_a_refused_tcp_connection_is_reset(
+    rules: dict[str, list[list[str]]], protocol: str, reason: str
+) -> None:
+    """The kernel sends a peer about one ICMP error a second; a node whose DNS lookups are
+    refused uses that up, and a TCP connection refused by ICMP alone would then hang."""
+    for chain, packet in [
+        (FORWARD_CHAIN, Packet("8.8.8.8", "eth0", "probelab0", protocol)),
+        (OUTPUT_CHAIN, Packet("10.96.0.1", "eth0", protocol=protocol)),
+    ]:
+        rule = first_match(rules[chain], packet)
+        assert rule is not None and rule[-1] == reason
 
 
 @pytest.mark.parametrize(

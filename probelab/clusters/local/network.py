@@ -111,17 +111,16 @@ class PodNetwork:
 
     def _guard_rules(self) -> dict[str, list[list[str]]]:
         bridge = self.config.bridge
-        reject = ["-j", "REJECT", "--reject-with", "icmp-net-prohibited"]
         return {
             FORWARD_CHAIN: [
                 ["-i", bridge, "-o", bridge, "-j", "ACCEPT"],
-                ["-i", bridge, *reject],
+                *refuse("-i", bridge),
             ],
             OUTPUT_CHAIN: [
                 # The node's own addresses (the bridge's among them) are delivered via lo.
                 ["-o", "lo", "-j", "RETURN"],
-                ["-d", str(self.config.service_cidr), *reject],
-                ["-d", str(self.config.pod_cidr), "!", "-o", bridge, *reject],
+                *refuse("-d", str(self.config.service_cidr)),
+                *refuse("-d", str(self.config.pod_cidr), "!", "-o", bridge),
             ],
         }
 
@@ -182,6 +181,20 @@ def _remove_kubelet_chains() -> None:
         for chain in chains:
             if _run(["iptables", "-w", "-t", table, "-F", chain], check=False).returncode == 0:
                 _run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+
+
+def refuse(*match: str) -> list[list[str]]:
+    """Rules that refuse what `match` selects so that a connection fails at once: TCP with a
+    reset, anything else with an ICMP error.
+
+    Not ICMP alone: the kernel sends at most about one ICMP error a second to each peer
+    (net.ipv4.icmp_ratelimit), and a node whose DNS lookups are refused uses that up, so its
+    next connection off the machine would hang until its timeout instead of failing.
+    """
+    return [
+        [*match, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        [*match, "-j", "REJECT", "--reject-with", "icmp-net-prohibited"],
+    ]
 
 
 def install_chains(rules: dict[str, list[list[str]]], parents: dict[str, str]) -> None:
