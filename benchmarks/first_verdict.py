@@ -58,10 +58,28 @@ def lab_session_seconds(junit: Path) -> float:
     return float(suite.get("time", "nan"))
 
 
-def run_dev_lab(*args: str) -> tuple[float, int]:
+def run_dev_lab(
+    *args: str, checkout: Path = ROOT, env: dict[str, str] | None = None, log: Path | None = None
+) -> tuple[float, int]:
+    """`scripts/dev lab` in `checkout`: its wall time and exit status; with `log`, its
+    output is shown and appended there too."""
+    argv = [str(checkout / "scripts" / "dev"), "lab", *args]
     start = time.monotonic()
-    result = subprocess.run([str(ROOT / "scripts" / "dev"), "lab", *args], cwd=ROOT, check=False)
-    return time.monotonic() - start, result.returncode
+    if log is None:
+        code = subprocess.run(argv, cwd=checkout, env=env, check=False).returncode
+        return time.monotonic() - start, code
+    with (
+        log.open("a") as sink,
+        subprocess.Popen(
+            argv, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sink.write(line)
+        code = process.wait()
+    return time.monotonic() - start, code
 
 
 def own_caches(top: Path) -> dict[str, str]:
@@ -103,26 +121,6 @@ def step_ends(log: str) -> list[StepEnd]:
     return ends
 
 
-def logged_dev_lab(checkout: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
-    """`scripts/dev lab` in `checkout`, its output shown and appended to `log`."""
-    start = time.monotonic()
-    with log.open("a") as sink:
-        process = subprocess.Popen(
-            [str(checkout / "scripts" / "dev"), "lab"],
-            cwd=checkout,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sink.write(line)
-        code = process.wait()
-    return time.monotonic() - start, code
-
-
 def cold(keep: bool) -> int:
     if os.geteuid() != 0:
         print("--cold brings up a local cluster of its own: run it as root (sudo)")
@@ -136,15 +134,11 @@ def cold(keep: bool) -> int:
     DATA.parent.mkdir(parents=True, exist_ok=True)
     checkout = top / "probelab"
     env = {**os.environ, **own_caches(top)}
-    runs: list[DevRun] = []
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(checkout)], check=True)
-        steps: list[StepEnd] = []
-        for _ in ("first", "second"):
-            (checkout / "reports" / "junit.xml").unlink(missing_ok=True)
-            wall, code = logged_dev_lab(checkout, env, log)
-            runs.append(DevRun(wall, code, _lab_or_nan(checkout)))
-            steps = steps or step_ends(log.read_text())  # the first run's steps
+        first = _measured_run(checkout, env, log)
+        steps = step_ends(log.read_text())  # the first run's, before the second adds its own
+        second = _measured_run(checkout, env, log)
     finally:
         down = [str(checkout / "scripts" / "dev"), "cluster", "down", "--purge"]
         subprocess.run(down, cwd=checkout, env=env, check=False)
@@ -155,7 +149,6 @@ def cold(keep: bool) -> int:
     ).stdout.strip()
     goals = {"first_wall_seconds": COLD_GOAL_SECONDS, "second_ratio": GOAL}
     out = log.with_suffix(".json")
-    first, second = runs
     data = {
         "commit": commit,
         "load_average_at_end": os.getloadavg(),
@@ -175,10 +168,13 @@ def cold(keep: bool) -> int:
     return 0 if met and first.exit == 0 and second.exit == 0 else 1
 
 
-def _lab_or_nan(checkout: Path) -> float:
-    """The lab's own session time, or NaN when the run ended before its report."""
+def _measured_run(checkout: Path, env: dict[str, str], log: Path) -> DevRun:
+    """One logged `scripts/dev lab`, with the lab's own session time (NaN when the run ended
+    before its JUnit report)."""
     junit = checkout / "reports" / "junit.xml"
-    return lab_session_seconds(junit) if junit.is_file() else float("nan")
+    junit.unlink(missing_ok=True)  # an earlier run's report is not this run's
+    wall, code = run_dev_lab(checkout=checkout, env=env, log=log)
+    return DevRun(wall, code, lab_session_seconds(junit) if junit.is_file() else float("nan"))
 
 
 def main() -> int:
