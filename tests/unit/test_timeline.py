@@ -29,7 +29,7 @@ from kubernetes.client import (
 )
 
 from probelab.errors import WaitAborted, WaitTimeout
-from probelab.lab import Lab, Scenario
+from probelab.lab import START_SECOND, Lab, Scenario
 from probelab.registries.base import Credentials, FixedRegistry
 from probelab.timeline import EventObservation, PodObservation, Timeline
 
@@ -447,3 +447,16 @@ def test_a_never_check_passes_after_an_outage_that_ended() -> None:
 def test_wait_until_takes_gone_from_its_caller() -> None:
     with pytest.raises(WaitAborted, match=r"^x: gone\n"):
         Timeline().wait_until(lambda t: None, timeout=30, what="x", gone=lambda t: "gone")
+
+
+def test_a_never_check_of_a_window_already_over_looks_once() -> None:
+    """No waiting once the window is over: what the timeline holds then is the answer."""
+    lab = _lab()
+    lab.timeline.add_pod(_as(pod(running(0)), "a"))
+    started = lab.container_started("fastapi-bad")
+    budget = (datetime.now(UTC) - started).total_seconds() - START_SECOND - 5
+    looked = time.monotonic()
+    lab.assert_never("fastapi-bad", lambda t: None, budget=budget, what="a restart")
+    assert time.monotonic() - looked < 0.5
+    with pytest.raises(AssertionError, match="a restart happened: seen"):
+        lab.assert_never("fastapi-bad", lambda t: "seen", budget=budget, what="a restart")
