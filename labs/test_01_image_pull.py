@@ -20,7 +20,9 @@ PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff"}
 # "authorization failed: no basic auth credentials".
 UNAUTHORIZED = re.compile(r"unauthorized|no basic auth credentials|authorization failed", re.I)
 
-pytestmark = pytest.mark.scenario("image-pull", MANIFEST, pull_secret=False, always_pull=True)
+pytestmark = pytest.mark.scenario(
+    "image-pull", MANIFEST, pull_secret=False, always_pull=True, acts=True
+)
 
 
 def test_pull_fails_without_secret(lab: ScenarioLab) -> None:

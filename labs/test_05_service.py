@@ -17,7 +17,9 @@ REQUEST = (
     f"print(urllib.request.urlopen('http://{SERVICE}/healthz', timeout=5).read().decode())"
 )
 
-pytestmark = pytest.mark.scenario("service", "fastapi-liveness-good.yaml", "fastapi-svc.yaml")
+pytestmark = pytest.mark.scenario(
+    "service", "fastapi-liveness-good.yaml", "fastapi-svc.yaml", acts=True
+)
 
 
 def test_ready_pod_is_an_endpoint(lab: ScenarioLab) -> None:

@@ -51,6 +51,10 @@ class Scenario:
     image (other scenarios pulled it) still asks the registry, as a student's fresh node
     must. Kubelets before 1.35 (gate KubeletEnsureSecretPulledImages off) would otherwise
     start a cached image without any credentials."""
+    acts: bool = False
+    """Its tests act on the cluster (a secret, a pod made anew, a client pod) rather than
+    only wait: the plugin runs them first, so that their own seconds pass while the other
+    scenarios' pods are still on their way, not after the longest wait."""
 
 
 def namespace_name(prefix: str, scenario: str) -> str:

@@ -172,7 +172,21 @@ LADDER = InterruptLadder()
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Remember the scenarios the selected tests need, so they can all start at once."""
+    """Remember the scenarios the selected tests need, so they can all start at once, and
+    run the tests of acting scenarios first (`Scenario.acts`), in their own order."""
+    scenarios = _remember_scenarios(config, items)
+    items.sort(
+        key=lambda item: not scenarios[name].acts if (name := _scenario_name(item)) else True
+    )
+
+
+def _scenario_name(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("scenario")
+    return str(marker.args[0]) if marker is not None else None
+
+
+def _remember_scenarios(config: pytest.Config, items: list[pytest.Item]) -> dict[str, Scenario]:
+    """Every scenario `items` use, each declared one way only and with all its manifests."""
     scenarios: dict[str, Scenario] = {}
     manifests_dir: Path = config.getoption("manifests_dir")
     student: Path | None = config.getoption("student_manifests")
@@ -196,6 +210,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[SCENARIOS] = scenarios
     if student is not None and scenarios:
         _say_whose_manifests(scenarios, student)
+    return scenarios
 
 
 def _say_whose_manifests(scenarios: dict[str, Scenario], student: Path) -> None:

@@ -90,3 +90,29 @@ def test_missing_kubeconfig_names_the_file(pytester: pytest.Pytester, tmp_path: 
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*cannot load context 'gone' from {missing}*"])
+
+
+def test_acting_scenarios_tests_run_first_in_their_own_order(pytester: pytest.Pytester) -> None:
+    """Order only: a waiting scenario's tests keep theirs too, after the acting ones."""
+    manifests = pytester.mkdir("manifests")
+    for name in ("waits.yaml", "acts.yaml"):
+        (manifests / name).write_text("{}\n")
+    pytester.makepyfile(
+        test_a_waits="""
+import pytest
+pytestmark = pytest.mark.scenario("waits", "waits.yaml")
+def test_one(lab): pass
+def test_two(lab): pass
+""",
+        test_b_acts="""
+import pytest
+pytestmark = pytest.mark.scenario("acts", "acts.yaml", acts=True)
+def test_three(lab): pass
+def test_four(lab): pass
+""",
+    )
+    pytester.makepyfile(test_c_plain="def test_five(): pass\n")
+    result = pytester.runpytest_subprocess(f"--manifests-dir={manifests}", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    collected = [line.split("::")[1] for line in result.stdout.lines if "::" in line]
+    assert collected == ["test_three", "test_four", "test_one", "test_two", "test_five"]
