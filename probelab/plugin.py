@@ -357,7 +357,9 @@ class LabRun:
 
     def close(self) -> None:
         """Keep what the report needs (previous logs) before each namespace goes; every
-        namespace is deleted even when recording or deleting another one failed."""
+        namespace is deleted even when recording or deleting another one failed. The
+        scenarios are recorded and deleted side by side (API round trips, mostly), and
+        their records kept in scenario order."""
         reporting = self.config.getoption("report_dir") is not None
         cleanup = Cleanup(_("deleting the lab's namespaces"))
         for lab in self.labs.values():
@@ -372,20 +374,29 @@ class LabRun:
                 )
             ),
         ):
-            for lab in self.labs.values():
-                if reporting:
-                    cleanup.run(
-                        _("recording {scenario}").format(scenario=lab.scenario.name),
-                        partial(_keep_record, records, waits, lab),
-                    )
-                cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
+            if self.labs:
+                with ThreadPoolExecutor(max_workers=len(self.labs)) as pool:
+                    kept = list(pool.map(partial(_close, cleanup, reporting), self.labs.values()))
+                for scenario_record, scenario_waits in filter(None, kept):
+                    records.append(scenario_record)
+                    waits.extend(scenario_waits)
             cleanup.run(_("releasing the run's lease"), self.lease.release)
         cleanup.check()
 
 
-def _keep_record(records: list[ScenarioRecord], waits: list[WaitRecord], lab: ScenarioLab) -> None:
-    records.append(record(lab))
-    waits.extend(lab.waits)
+def _close(
+    cleanup: Cleanup, reporting: bool, lab: ScenarioLab
+) -> tuple[ScenarioRecord, list[WaitRecord]] | None:
+    """One scenario's record (when reporting), then its namespace deleted, whatever the
+    recording did."""
+    kept: list[tuple[ScenarioRecord, list[WaitRecord]]] = []
+    if reporting:
+        cleanup.run(
+            _("recording {scenario}").format(scenario=lab.scenario.name),
+            lambda: kept.append((record(lab), list(lab.waits))),
+        )
+    cleanup.run(_("deleting namespace {name}").format(name=lab.namespace), lab.close)
+    return kept[0] if kept else None
 
 
 @pytest.fixture(scope="session")
