@@ -3,6 +3,7 @@ and pytest's own pytester, which the plugin's tests run pytest with."""
 
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +34,29 @@ def progress_lines() -> Iterator[io.StringIO]:
     previous = progress.use(progress.Display(lines, starts=True, terminal=False))
     yield lines
     progress.use(previous)
+
+
+def started_pid(pid_file: Path) -> int:
+    """The PID a test's command wrote into `pid_file`, once it has written it."""
+    deadline = time.monotonic() + 10
+    while not pid_file.is_file() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, f"{pid_file} never written"
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
+def assert_gone(pid: int) -> None:
+    """That a stop really ended the process: gone, or a zombie its new parent has not
+    reaped yet, within the moment a SIGKILL takes to be delivered."""
+    deadline = time.monotonic() + 2
+    while _running(pid):
+        assert time.monotonic() < deadline, f"process {pid} still runs"
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

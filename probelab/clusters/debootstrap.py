@@ -7,21 +7,18 @@ beside CPU-bound work and stop it (`stop`) when that work fails or is interrupte
 """
 
 import hashlib
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from probelab.alongside import run_stoppable
 from probelab.clusters.mounts import unmount_below
 from probelab.errors import ProbelabError
 from probelab.progress import step
-
-_STOP_POLL_SECONDS = 0.5
 
 DEBIAN_SUITE = "bookworm"
 
@@ -59,7 +56,7 @@ def rootfs_tarball(
     """A minbase `DEBIAN_SUITE` root with `packages`, tarred; made once per recipe.
 
     `finish` may change the root before it is packed (its effect belongs in `recipe_extra`).
-    `stop`, once set, ends debootstrap and leaves nothing behind (`Stopped`).
+    `stop`, once set, ends debootstrap and leaves nothing behind (`alongside.Stopped`).
     """
     recipe = f"{DEBIAN_SUITE} {' '.join(packages)} {recipe_extra}".rstrip()
     tarball = cache_dir / f"{name}-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
@@ -88,32 +85,3 @@ def rootfs_tarball(
         )
         partial.rename(tarball)
     return tarball
-
-
-class Stopped(ProbelabError):
-    """A stoppable command was stopped before it finished."""
-
-
-def run_stoppable(argv: Sequence[str], stop: threading.Event | None) -> tuple[int, str, str]:
-    """Run `argv` to its end (exit code, stdout, stderr), unless `stop` is set first or this
-    thread is interrupted: then its whole process group is killed and waited for.
-
-    Its own process group, so that a terminal's Ctrl-C does not kill it halfway behind the
-    caller's back: the caller decides, and debootstrap's children (dpkg in a chroot) go too.
-    """
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        while True:
-            try:
-                out, err = process.communicate(timeout=_STOP_POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                if stop is not None and stop.is_set():
-                    raise Stopped(f"{argv[0]} stopped") from None
-                continue
-            return process.returncode, out, err
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
