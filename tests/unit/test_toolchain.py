@@ -190,6 +190,28 @@ def test_download_takes_the_newest_checks_its_hash_and_keeps_exec_bits(
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["go1.26.2"]  # no leftovers
 
 
+def test_two_threads_wanting_go_at_once_download_it_once(
+    proxy: Path, tmp_path: Path, progress_lines: io.StringIO
+) -> None:
+    """The side builds beside Kubernetes ask for Go at the same moment as the Kubernetes
+    build: one fetches it, the other waits and takes it from the cache."""
+    publish(proxy, "1.26.2")
+    toolchains = Toolchains(tmp_path / "cache")
+    gos: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: gos.append(toolchains.go_for("1.25.0"))) for _ in "ab"
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert gos == [str(tmp_path / "cache" / "go1.26.2" / "bin" / "go")] * 2
+    said = progress_lines.getvalue()
+    assert said.count("fetching go1.26.2") == 1
+    assert said.count("Go: using go1.26.2 from probelab's cache") == 1
+
+
 def test_download_with_a_wrong_hash_is_refused(proxy: Path, tmp_path: Path) -> None:
     publish(proxy, "1.26.2", recorded="h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
     with pytest.raises(ProbelabError, match=r"hashes to h1:.*but sum\.golang\.org records"):

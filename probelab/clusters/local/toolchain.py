@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 
 from probelab.errors import ProbelabError
+from probelab.locks import exclusive
 from probelab.progress import say, step
 
 MODULE = "golang.org/toolchain"
@@ -116,12 +117,16 @@ class Toolchains:
         have = local_version(on_path) if on_path else None
         if on_path and have and version_tuple(have) >= version_tuple(needed):
             return on_path
-        cached = self._cached(needed)
         why = f"`go` on PATH is {have}" if have else "there is no `go` on PATH"
-        if cached is not None:
-            say(f"Go: using {cached.parent.parent.name} from probelab's cache ({why})")
-            return str(cached)
-        return str(self._download(needed, why))
+        # Two builds at once (threads or processes) that both lack a `go` take turns, and
+        # the second one finds the first one's download instead of fetching it again.
+        lock = self.root.with_name(f"{self.root.name}.lock")
+        with exclusive(lock, "waiting for a Go toolchain download under way"):
+            cached = self._cached(needed)
+            if cached is not None:
+                say(f"Go: using {cached.parent.parent.name} from probelab's cache ({why})")
+                return str(cached)
+            return str(self._download(needed, why))
 
     def _cached(self, needed: str) -> Path | None:
         if not self.root.is_dir():
