@@ -1,17 +1,22 @@
 """The text `build` feeds to Go: staging modules, the wrapper go.mod, version ldflags.
 
-Nothing here runs `go`; the inputs are shaped like upstream's own files.
+Nothing here runs the real `go`; the inputs are shaped like upstream's own files, and where
+a `go` process matters (stopping a side build) a shell script stands in for it.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_gone, started_pid
 from probelab import locks
+from probelab.alongside import Stopped
 from probelab.clusters.local.build import (
     OWN_GO,
     Builder,
@@ -21,7 +26,7 @@ from probelab.clusters.local.build import (
     staging_version,
     version_ldflags,
 )
-from probelab.clusters.local.releases import go_directive
+from probelab.clusters.local.releases import Versions, go_directive
 from probelab.clusters.local.toolchain import Toolchains, version_tuple
 from probelab.errors import ProbelabError
 
@@ -284,3 +289,98 @@ def test_a_second_build_of_one_recipe_waits_and_takes_the_first_ones_result(
     second.join(timeout=10)
     assert results == [out]
     assert ran == []
+
+
+# A `go` that knows its version and otherwise hangs, saying its PID first.
+HANGING_GO = """#!/bin/sh
+if [ "$1 $2" = "env GOVERSION" ]; then echo go1.26.8; exit 0; fi
+echo $$ > {pid_file}
+exec sleep 30
+"""
+
+
+class ScriptToolchains(Toolchains):
+    """Hands out one script as the `go` of every version."""
+
+    def __init__(self, go: Path) -> None:
+        super().__init__(Path("/nonexistent"))
+        self.go = go
+
+    def go_for(self, needed: str) -> str:
+        return str(self.go)
+
+
+def hanging_go(tmp_path: Path) -> tuple[ScriptToolchains, Path]:
+    pid_file = tmp_path / "go.pid"
+    go = tmp_path / "go"
+    go.write_text(HANGING_GO.format(pid_file=pid_file))
+    go.chmod(0o755)
+    return ScriptToolchains(go), pid_file
+
+
+VERSIONS = Versions(kubernetes="v1.35.4", etcd="v3.6.6", coredns="v1.13.1")
+
+
+def test_a_stop_kills_the_go_a_builder_runs(tmp_path: Path) -> None:
+    toolchains, pid_file = hanging_go(tmp_path)
+    stop = threading.Event()
+    builder = Builder(tmp_path / "cache", toolchains, stopped_by=stop)
+
+    def stop_once_go_runs() -> None:
+        started_pid(pid_file)
+        stop.set()
+
+    threading.Thread(target=stop_once_go_runs).start()
+    started = time.monotonic()
+
+    with pytest.raises(Stopped):
+        builder.etcd(VERSIONS.etcd)  # hangs in `go mod download`
+    assert time.monotonic() - started < 5
+    assert_gone(started_pid(pid_file))
+
+
+def test_a_failed_kubernetes_build_stops_the_side_builds_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its error is the one raised, and the etcd build's `go` beside it does not live on."""
+    toolchains, pid_file = hanging_go(tmp_path)
+
+    def kubernetes(self: Builder, version: str) -> Path:
+        started_pid(pid_file)  # the side build's `go` is running
+        raise ProbelabError("building kubernetes failed")
+
+    monkeypatch.setattr(Builder, "kubernetes", kubernetes)
+    started = time.monotonic()
+    with pytest.raises(ProbelabError, match="building kubernetes failed"):
+        Builder(tmp_path / "cache", toolchains).all(VERSIONS)
+    assert time.monotonic() - started < 10
+    assert_gone(started_pid(pid_file))
+
+
+def test_all_builds_the_small_programs_beside_kubernetes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """etcd, CoreDNS and pause come from another thread, by a Builder that can be stopped."""
+    threads: dict[str, str] = {}
+
+    def built(name: str) -> Callable[..., Path]:
+        def build(self: Builder, *version: str) -> Path:
+            threads[name] = threading.current_thread().name
+            assert (self.stopped_by is not None) == (name != "kubernetes")
+            return tmp_path / name
+
+        return build
+
+    for name in ("kubernetes", "etcd", "coredns", "pause"):
+        monkeypatch.setattr(Builder, name, built(name))
+    binaries = Builder(tmp_path / "cache", RecordingToolchains()).all(VERSIONS)
+
+    assert binaries.etcd == tmp_path / "etcd"
+    assert (binaries.kubernetes, binaries.coredns, binaries.pause) == (
+        tmp_path / "kubernetes",
+        tmp_path / "coredns",
+        tmp_path / "pause",
+    )
+    assert threads["kubernetes"] == threading.current_thread().name
+    assert {threads[name] for name in ("etcd", "coredns", "pause")} == {threads["etcd"]}
+    assert threads["etcd"].startswith("alongside")

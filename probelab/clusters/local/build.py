@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from probelab.alongside import alongside, run_stoppable
 from probelab.clusters.local import releases
 from probelab.clusters.local.releases import KUBERNETES_MODULE, Request, Versions
 from probelab.clusters.local.toolchain import Toolchains, version_tuple
@@ -132,13 +133,21 @@ class Builder:
     """Runs `go` with a fixed environment and caches results by recipe.
 
     `go` is the one on PATH while it is new enough, else a toolchain from the module proxy
-    (`toolchain.Toolchains`, kept next to the build cache).
+    (`toolchain.Toolchains`, kept next to the build cache). `stopped_by`, once set, kills
+    the `go` that runs (`alongside.Stopped`): a Builder in a side thread gets one.
     """
 
-    def __init__(self, cache_root: Path, toolchains: Toolchains | None = None) -> None:
+    def __init__(
+        self,
+        cache_root: Path,
+        toolchains: Toolchains | None = None,
+        *,
+        stopped_by: threading.Event | None = None,
+    ) -> None:
         self.cache_root = cache_root
         self._toolchains = toolchains or Toolchains(cache_root.parent / "toolchains")
         self._go: str | None = None
+        self.stopped_by = stopped_by
 
     def _require_go(self) -> str:
         if self._go is None:
@@ -151,20 +160,19 @@ class Builder:
         return {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
 
     def _go_run(self, args: Sequence[str], cwd: Path, what: str) -> str:
-        result = subprocess.run(
-            [self._require_go(), *args],
-            cwd=cwd,
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-25:])
+        """`go args` in `cwd`; its stdout, or its error as a ProbelabError.
+
+        In its own process group, killed with its compilers and linkers when `stopped_by`
+        is set or this thread is interrupted (Ctrl-C), so no `go` outlives the build.
+        """
+        argv = [self._require_go(), *args]
+        code, out, err = run_stoppable(argv, self.stopped_by, cwd=cwd, env=self._env())
+        if code != 0:
+            tail = "\n".join((err or out).strip().splitlines()[-25:])
             with contextlib.suppress(ValueError, KeyError, TypeError):  # `-json`: the error inside
-                tail = json.loads(result.stdout)["Error"]
+                tail = json.loads(out)["Error"]
             raise ProbelabError(f"{what} failed (go {' '.join(args[:2])}):\n{tail}")
-        return result.stdout
+        return out
 
     @functools.cached_property
     def _go_version(self) -> str:
@@ -389,12 +397,19 @@ class Builder:
         return self._own_program("pause")
 
     def all(self, versions: Versions) -> Binaries:
-        return Binaries(
-            kubernetes=self.kubernetes(versions.kubernetes),
-            etcd=self.etcd(versions.etcd),
-            coredns=self.coredns(versions.coredns),
-            pause=self.pause(),
-        )
+        """Every binary the local cluster runs: Kubernetes in this thread, etcd, CoreDNS and
+        pause in one beside it (`alongside`), since the Kubernetes build leaves cores idle
+        while it downloads modules and links."""
+        with alongside(functools.partial(self._small_programs, versions)) as beside:
+            kubernetes = self.kubernetes(versions.kubernetes)
+            etcd, coredns, pause = beside.result()
+        return Binaries(kubernetes=kubernetes, etcd=etcd, coredns=coredns, pause=pause)
+
+    def _small_programs(self, versions: Versions, stop: threading.Event) -> tuple[Path, Path, Path]:
+        """etcd, CoreDNS and pause, by a Builder of their own: `stop` kills its `go`, and
+        its toolchain switches (`require_go`) leave this thread's Go alone."""
+        side = Builder(self.cache_root, self._toolchains, stopped_by=stop)
+        return side.etcd(versions.etcd), side.coredns(versions.coredns), side.pause()
 
 
 def _single_binary(bin_dir: Path, name: str) -> Path:

@@ -141,7 +141,8 @@ class LocalCluster:
         return versions, self._binaries(versions)
 
     def _binaries(self, versions: Versions) -> Binaries:
-        """The Go builds, and the base image's root made alongside them (`alongside`)."""
+        """The Go builds (`Builder.all`: etcd, CoreDNS and pause beside Kubernetes), and the
+        base image's root made alongside them all (`alongside`)."""
         with alongside(partial(base_rootfs, self.config.cache / "images")):
             return self.builder().all(versions)
 
