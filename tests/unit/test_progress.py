@@ -5,14 +5,19 @@ Each case runs a real pytest session (pytester, in a subprocess) with the instal
 so what is checked is what a student sees on the first run.
 """
 
+import io
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+
+from probelab import progress
 
 STEPS = """
 import time
@@ -42,6 +47,9 @@ def test_b(slow):
     with step("pushing the image"):
         raise RuntimeError("refused")
 """
+
+# Cursor moves and colours the spinner writes in a terminal.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def lines_of(result: pytest.RunResult) -> list[str]:
@@ -108,3 +116,35 @@ def test_a_terminal_gets_a_live_spinner(pytester: pytest.Pytester) -> None:
     frames = {frame for frame in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if f"{frame} building *** (" in text}
     assert len(frames) >= 3, text  # it moved: at 8 frames a second over a one-second step
     assert "ok  building *** (1." in text
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_steps_in_two_threads_keep_their_lines_whole(terminal: bool) -> None:
+    """The side builds run their steps beside the Kubernetes build's: each start and end
+    line stays one whole line, with the spinner up too."""
+    out = io.StringIO()
+    display = progress.Display(out, starts=True, terminal=terminal)
+    previous = progress.use(display)
+
+    def steps(name: str) -> None:
+        for number in range(30):
+            with progress.step(f"building {name} {number}"):
+                progress.say(f"{name} says {number}")
+                time.sleep(0.01)  # long enough for the other thread and the spinner to run
+
+    try:
+        threads = [threading.Thread(target=steps, args=(name,)) for name in ("etcd", "kube")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        progress.use(previous)
+    text = _ANSI.sub("", out.getvalue()).replace("\r", "\n")
+    assert ("(0s)" in text) == terminal  # the spinner's own lines: up in a terminal only
+    lines = {line.strip() for line in text.splitlines()}
+    for name in ("etcd", "kube"):
+        for number in range(30):
+            assert f"... building {name} {number}" in lines
+            assert f"{name} says {number}" in lines
+            assert any(line.startswith(f"ok  building {name} {number} (") for line in lines)
