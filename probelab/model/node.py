@@ -27,6 +27,11 @@ class Node:
     # a sync -> the next one, which waits for the next relist (1.00-1.14 s in
     # benchmarks/data/kubelet-log-readiness-backoff-20261202.md)
     follow_up: float = 1.05
+    # 1.36+ (Kubelet.relists_on_demand): a start -> kubelet's status shows it, by the
+    # on-demand relist of the sync that started it
+    relisted: float = 0.015
+    # 1.36+: that sync -> the next one, at the next periodic relist: anywhere within a period
+    relist_wait: float = 0.5
     publish: float = 0.05  # a probe result -> the API shows Ready
     check: float = 0.02  # an exit -> the back-off check in the same sync
     jitter: float = 0.25  # the pod worker's requeue jitter
@@ -44,6 +49,8 @@ class Node:
             "create": (0.05, 0.2),
             "notice": (0.1, 0.1 + RELIST_PERIOD),
             "follow_up": (1.0, 1.15),
+            "relisted": (0.004, 0.035),
+            "relist_wait": (0.0, RELIST_PERIOD),
             "publish": (0.01, 0.3),
             "check": (0.0, 0.05),
             "jitter": (0.0, REQUEUE_JITTER),

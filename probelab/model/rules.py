@@ -15,6 +15,10 @@ Sources (kubernetes/kubernetes, read at v1.33 to v1.36; facts, not code):
   up to 50 % jitter. The requeue is picked up by the sync loop's 1 s ticker.
 * ``pkg/kubelet/pleg/generic.go``: the generic PLEG relists every second; kubelet's status
   shows a container change one relist after it happened.
+* ``pkg/kubelet/pleg/generic.go`` and ``kuberuntime_manager.go`` from 1.36:
+  ``PLEGOnDemandRelist`` (beta, on by default, kubernetes/kubernetes#137362) relists a pod
+  right after a sync that started one of its containers, so kubelet's status shows the start
+  within milliseconds; a container's exit is still seen at the periodic relist.
 * ``pkg/features/kube_features.go``: ``KubeletCrashLoopBackOffMax`` (alpha 1.32, beta and
   on by default 1.35) lets ``crashLoopBackOff.maxContainerRestartPeriod`` lower the cap;
   ``ReduceDefaultCrashLoopBackOffDecay`` (alpha 1.33, off) starts at 1 s with a 60 s cap.
@@ -94,6 +98,11 @@ class Kubelet:
     def retries_at_expiry(self) -> bool:
         """1.35+: a pod in back-off is retried when its window ends, not every 10 s."""
         return self.version >= (1, 35)
+
+    @property
+    def relists_on_demand(self) -> bool:
+        """1.36+: a start is seen by the on-demand relist of the sync that made it."""
+        return self.version >= (1, 36)
 
     @property
     def label(self) -> str:

@@ -27,6 +27,9 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   for a sync, and ``pod_workers.go`` runs it only once the pod cache is newer than the
   last sync (``podCache.GetNewerThan``), i.e. at the next relist. A readiness probe that
   finds the app still booting at both waits for its ticker, a period after the second.
+  From 1.36 (``PLEGOnDemandRelist``) the sync that started the container relists it at
+  once, so the first of those runs follows the start by milliseconds and the second comes
+  at the next periodic relist, anywhere within a period.
 
 The lab app's side matters as much: uvicorn acts on SIGTERM only once its startup is done
 and then waits for requests in flight, so a kill during a slow start or a slow health check
@@ -188,8 +191,10 @@ class _Container:
 
     # container lifecycle
     def begin(self, start: float, *, restart: bool) -> None:
-        """A new instance runs; kubelet's status shows it after the next relist."""
-        visible = start + self.lat("notice")
+        """A new instance runs; kubelet's status shows it after the next relist (from 1.36
+        the on-demand one of the sync that started it)."""
+        seen_by = "relisted" if self.kubelet.relists_on_demand else "notice"
+        visible = start + self.lat(seen_by)
         gated = self.worker("startup") is not None
         instance = _Instance(start, visible, None if gated else visible, second=self.lat("second"))
         self.instances.append(instance)
@@ -320,6 +325,12 @@ class _Container:
             worker.origin = self.now
             self.tick(worker, worker.generation)
 
+    def follow_up(self) -> float:
+        """The sync after the one that saw a start: it waits for a relist newer than that
+        sync, a whole period later when the sync came with a periodic relist; from 1.36 it
+        came with the on-demand one, so the next periodic relist is anywhere within a period."""
+        return self.lat("relist_wait" if self.kubelet.relists_on_demand else "follow_up")
+
     def visible_instance(self, at: float) -> _Instance | None:
         return next((i for i in reversed(self.instances) if i.visible <= at), None)
 
@@ -348,7 +359,7 @@ class _Container:
             worker.seen, worker.on_hold = instance, False
             worker.result = {"readiness": False, "liveness": True}.get(worker.kind)
             if worker.kind == "readiness":
-                self.at(tick + self.lat("follow_up"), self.pod_sync)
+                self.at(tick + self.follow_up(), self.pod_sync)
                 self.set_ready(False, tick, "new container")
         if worker.on_hold:
             return 0.0

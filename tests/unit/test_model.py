@@ -13,6 +13,7 @@ from probelab.cli import main
 from probelab.model.app import app_for
 from probelab.model.argv import read_exec, uvicorn_port
 from probelab.model.lab_app import MISSING_EXECUTABLES
+from probelab.model.node import Node
 from probelab.model.odds import branches_of, sample_pod
 from probelab.model.pods import PodUnderTest
 from probelab.model.rules import SUPPORTED, Kubelet
@@ -206,3 +207,17 @@ def test_kubelet_versions_change_the_back_off_retry() -> None:
     old = timeline(lab_pod(livenessProbe=probe), 200, kubelet=Kubelet.parse("1.34"))
     assert new.restarts_at[:3] == old.restarts_at[:3]
     assert new.restarts_at[3:] != old.restarts_at[3:]
+
+
+def test_from_1_36_the_start_is_probed_at_once_and_again_at_the_periodic_relist() -> None:
+    """A readiness probe that can never pass shows each run kubelet makes of it."""
+    never = {"tcpSocket": {"port": 8000}, "periodSeconds": 60}
+    runs = {}
+    for version in ("1.35", "1.36"):
+        found = timeline(lab_pod(readinessProbe=never), 30, kubelet=Kubelet.parse(version))
+        runs[version] = [e.at for e in found.events if e.kind == "unhealthy"]
+    node = Node()
+    assert runs["1.35"] == pytest.approx([node.notice, node.notice + node.follow_up], abs=0.05)
+    assert runs["1.36"] == pytest.approx(
+        [node.relisted, node.relisted + node.relist_wait], abs=0.05
+    )
