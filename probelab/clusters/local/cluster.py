@@ -108,6 +108,11 @@ class LocalCluster:
         """containerd's log: every CRI call kubelet made, with exact times."""
         return self.supervisor.log_file("containerd")
 
+    @property
+    def kubelet_log(self) -> Path:
+        """kubelet's log: every failed probe, with exact times (`kubelet_log`)."""
+        return self.supervisor.log_file("kubelet")
+
     def is_up(self) -> bool:
         """Every component runs and the API server answers."""
         if not all(self.supervisor.is_running(name) for name in COMPONENTS):
