@@ -1,17 +1,19 @@
 """How close `probelab predict` comes to what kubelet does: predict and observe each case.
 
     sudo .venv/bin/python benchmarks/predict_accuracy.py [--runs 3] [--parallel 2]
-        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|all] [CASE ...]
+        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|new6|all] [CASE ...]
     .venv/bin/python benchmarks/predict_accuracy.py --rejudge benchmarks/data/RUN.json
 
 Each manifest runs on the local cluster (which must be up) ``--runs`` times, for just long
-enough to show its behaviour, two at a time. Four sets, reported apart: ``tuning``
+enough to show its behaviour, two at a time. The sets, reported apart: ``tuning``
 (benchmarks/manifests/*.yaml, the cases the node latencies were fitted on), ``new``
 (benchmarks/manifests/new/*.yaml, written after the model was frozen; its first run found
 two rule bugs, fixed since, so it is no longer unseen), ``new2`` (benchmarks/manifests/new2/,
 written after those fixes; its runs were read when the readiness follow-up was checked, so
-it is seen too) and ``new3`` (benchmarks/manifests/new3/, written after the last model
-change and never used to change it).
+it is seen too), ``new3`` and ``new4`` (written after the model changes before them; new4's
+1.36 runs showed the on-demand relist the model then learnt, so both are seen now) and
+``new6`` (benchmarks/manifests/new6/, written after the 1.36 relist rule, never used to
+change the model).
 
 Each run's moments (every restart, the first CrashLoopBackOff, the first Ready, the first
 not-ready after it) are judged as one path (:mod:`probelab.model.matching`): the run
@@ -61,6 +63,7 @@ SETS = {
     "new2": MANIFESTS / "new2",
     "new3": MANIFESTS / "new3",
     "new4": MANIFESTS / "new4",
+    "new6": MANIFESTS / "new6",
 }
 DATA = ROOT / "benchmarks" / "data"
 DURATION_ANNOTATION = "probelab.dev/observe-seconds"
