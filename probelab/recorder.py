@@ -10,7 +10,8 @@ applied, so the timeline holds every change from the first one.
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +24,48 @@ from probelab.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-# How long one watch request stays open; the loop then re-checks whether to stop.
+# How long one watch request stays open before it is resumed from the last version seen.
 WATCH_WINDOW_SECONDS = 5
 # After a failed list or watch, pause this long (or until stopped) before listing again.
 RELIST_PAUSE_SECONDS = 1.0
+
+
+class Stopping(threading.Event):
+    """The stop signal of watch loops (`follow`), which also ends the watch requests in
+    flight: a watch waiting for its next change would otherwise see it only when its window
+    closes, and every teardown waited out up to WATCH_WINDOW_SECONDS for that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._watches: set[watch.Watch] = set()
+
+    def set(self) -> None:
+        super().set()
+        with self._lock:
+            for open_watch in self._watches:
+                _end(open_watch)
+
+    @contextmanager
+    def watching(self, open_watch: watch.Watch) -> Iterator[watch.Watch]:
+        """`open_watch` is ended by `set` while the block runs."""
+        with self._lock:
+            self._watches.add(open_watch)
+        try:
+            yield open_watch
+        finally:
+            with self._lock:
+                self._watches.discard(open_watch)
+
+
+def _end(open_watch: watch.Watch) -> None:
+    """Stop a watch now: flag it, and shut its response's socket, which wakes the read
+    blocked on it (urllib3's `shutdown`). The client keeps the response of the request in
+    flight on the Watch (`_resp`), its one handle on it."""
+    open_watch.stop()
+    response = getattr(open_watch, "_resp", None)
+    if response is not None:
+        response.shutdown()
 
 
 class Recorder:
@@ -37,7 +76,7 @@ class Recorder:
         self.timeline = timeline
         self._core = client.CoreV1Api(api)
         discovery = client.DiscoveryV1Api(api)
-        self._stopping = threading.Event()
+        self._stopping = Stopping()
         in_namespace = {"namespace": namespace}
         watches: list[tuple[str, Callable[..., Any], Callable[[str, Any], None], dict[str, str]]]
         watches = [
@@ -75,7 +114,7 @@ class Recorder:
         return self
 
     def stop(self) -> None:
-        """Ask the watches to end; they do within one watch window."""
+        """End the watches (at once: `Stopping`)."""
         self._stopping.set()
 
     def join(self) -> None:
@@ -118,7 +157,7 @@ class Recorder:
 def follow(
     list_func: Callable[..., Any],
     add: Callable[[str, Any], None],
-    stopping: threading.Event,
+    stopping: Stopping,
     *,
     listed: Callable[[], object] = lambda: None,
     unreachable: Callable[[datetime | None], object] = lambda since: None,
@@ -152,26 +191,29 @@ def follow(
                 first = False
                 listed()
             while not stopping.is_set():
-                for change in watch.Watch().stream(
-                    list_func,
-                    resource_version=version,
-                    timeout_seconds=WATCH_WINDOW_SECONDS,
-                    **list_kwargs,
-                ):
-                    obj = change["object"]
-                    answered = datetime.now(UTC)
-                    version = obj.metadata.resource_version
-                    if change["type"] == "DELETED":
-                        known.pop(_uid(obj), None)
-                    else:
-                        known[_uid(obj)] = obj
-                    add(change["type"], obj)
+                with stopping.watching(watch.Watch()) as open_watch:
+                    for change in open_watch.stream(
+                        list_func,
+                        resource_version=version,
+                        timeout_seconds=WATCH_WINDOW_SECONDS,
+                        **list_kwargs,
+                    ):
+                        obj = change["object"]
+                        answered = datetime.now(UTC)
+                        version = obj.metadata.resource_version
+                        if change["type"] == "DELETED":
+                            known.pop(_uid(obj), None)
+                        else:
+                            known[_uid(obj)] = obj
+                        add(change["type"], obj)
                 answered = datetime.now(UTC)  # the window ended as the server closed it
         except ApiException as error:
-            if error.status != 410:
+            if error.status != 410 and not stopping.is_set():
                 log.warning("watch %s failed (%s); listing again", where, error)
                 stopping.wait(RELIST_PAUSE_SECONDS)
         except Exception as error:  # keep recording through transient failures
+            if stopping.is_set():
+                return  # the stop itself ended the watch
             if isinstance(error, urllib3.exceptions.HTTPError | OSError):
                 unreachable(answered)
             log.warning("watch %s broke (%s); listing again", where, error)

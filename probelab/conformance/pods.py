@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client
 
-from probelab.recorder import WATCH_WINDOW_SECONDS, follow
+from probelab.recorder import WATCH_WINDOW_SECONDS, Stopping, follow
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 
@@ -39,7 +39,7 @@ class PodLog:
         self._api = api
         self._mine = mine
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stopping = Stopping()
         self._listed = threading.Event()
         self.pods: dict[str, PodRecord] = {}  # by namespace/name
         self.pull_failures: dict[str, str] = {}  # image -> "namespace/pod: message"

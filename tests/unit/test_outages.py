@@ -1,6 +1,5 @@
 """A wait during which the API server was unreachable says so, and for how long."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -40,7 +39,7 @@ def test_follow_reports_lost_and_regained_api(monkeypatch: pytest.MonkeyPatch) -
     """A refused list is an outage from the last answer; the next good list ends it."""
     monkeypatch.setattr(recorder, "retry_transient", lambda func: func)
     monkeypatch.setattr(recorder, "RELIST_PAUSE_SECONDS", 0.0)
-    stopping = threading.Event()
+    stopping = recorder.Stopping()
     calls: list[datetime | None] = []
     attempts = iter([urllib3.exceptions.ProtocolError("connection refused"), None])
 
@@ -62,7 +61,7 @@ def test_an_object_gone_during_an_outage_is_handed_over_as_deleted(
     """A relist no longer holding an object says it went while nobody watched."""
     monkeypatch.setattr(recorder, "retry_transient", lambda func: func)
     monkeypatch.setattr(recorder, "RELIST_PAUSE_SECONDS", 0.0)
-    stopping = threading.Event()
+    stopping = recorder.Stopping()
     pod = SimpleNamespace(metadata=SimpleNamespace(uid="u1", name="fastapi-bad"))
     listings = iter([[pod], []])
     seen: list[tuple[str, Any]] = []
