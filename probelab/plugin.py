@@ -363,7 +363,10 @@ class LabRun:
         reporting = self.config.getoption("report_dir") is not None
         cleanup = Cleanup(_("deleting the lab's namespaces"))
         for lab in self.labs.values():
-            lab.stop_recording()
+            cleanup.run(
+                _("stopping the watches of {scenario}").format(scenario=lab.scenario.name),
+                lab.stop_recording,
+            )
         records = self.config.stash.setdefault(RECORDS, [])
         waits = self.config.stash.setdefault(WAITS, [])
         with (

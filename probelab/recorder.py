@@ -8,6 +8,7 @@ timeline drops the duplicates a relist brings. The recorder starts before anythi
 applied, so the timeline holds every change from the first one.
 """
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -65,7 +66,11 @@ def _end(open_watch: watch.Watch) -> None:
     open_watch.stop()
     response = getattr(open_watch, "_resp", None)
     if response is not None:
-        response.shutdown()
+        # A response the server has just ended is closed (OSError), or its connection
+        # released (ValueError) or back in the pool (RuntimeError): that watch is over,
+        # which is all a stop asks.
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            response.shutdown()
 
 
 class Recorder:

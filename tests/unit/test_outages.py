@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import urllib3.exceptions
+from kubernetes import watch
 
 from probelab import recorder
 from probelab.errors import WaitTimeout
@@ -76,3 +77,27 @@ def test_an_object_gone_during_an_outage_is_handed_over_as_deleted(
 
     recorder.follow(list_func, lambda kind, obj: seen.append((kind, obj)), stopping)
     assert seen == [("ADDED", pod), ("DELETED", pod)]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        OSError(107, "Transport endpoint is not connected"),
+        ValueError("Cannot shutdown socket as self._sock_shutdown is not set"),
+        RuntimeError("Cannot shutdown as connection has already been released to the pool"),
+    ],
+)
+def test_a_stop_after_the_server_ended_a_watch_still_stops(refusal: Exception) -> None:
+    """The response of a watch the server has just ended refuses a shutdown (urllib3's
+    three ways): nothing is left to stop there, and the stop goes on to the other watches."""
+
+    class Ended:
+        def shutdown(self) -> None:
+            raise refusal
+
+    stopping = recorder.Stopping()
+    ended, open_watch = watch.Watch(), watch.Watch()
+    ended._resp = Ended()  # where the client keeps the response of the request in flight
+    with stopping.watching(ended), stopping.watching(open_watch):
+        stopping.set()
+    assert stopping.is_set() and ended._stop and open_watch._stop
