@@ -17,6 +17,7 @@ from probelab.clusters.local import preflight
 from probelab.clusters.local.cluster import COMPONENTS, LocalCluster
 from probelab.clusters.local.components import Component
 from probelab.clusters.local.config import LocalClusterConfig
+from probelab.lab import Scenario
 from probelab.plugin import LabRun
 from probelab.registries.local import LocalRegistryServer
 from probelab.secrets import SECRETS
@@ -146,13 +147,18 @@ def test_up_failure_keeps_the_first_error(
 class FakeLab:
     """What LabRun.close uses of a Lab: stopping its recorder and deleting its namespace."""
 
-    def __init__(self, name: str, closed: list[str], *, fails: bool = False) -> None:
+    def __init__(
+        self, name: str, closed: list[str], *, fails: bool = False, stop_fails: bool = False
+    ) -> None:
+        self.scenario = Scenario(name, ())
         self.namespace = f"probelab-{name}"
         self.closed = closed
         self.fails = fails
+        self.stop_fails = stop_fails
 
     def stop_recording(self) -> None:
-        pass
+        if self.stop_fails:
+            raise OSError("socket refused the shutdown")
 
     def close(self) -> None:
         self.closed.append(self.namespace)
@@ -169,19 +175,22 @@ class FakeConfig:
         return None
 
 
-def test_every_namespace_is_deleted_when_one_deletion_fails() -> None:
+def test_every_namespace_is_deleted_when_one_deletion_or_stop_fails() -> None:
     closed: list[str] = []
     run = LabRun(FakeConfig(), client.ApiClient(), "image", None)  # type: ignore[arg-type]
     fakes = {
-        "a": FakeLab("a", closed),
+        "a": FakeLab("a", closed, stop_fails=True),
         "b": FakeLab("b", closed, fails=True),
         "c": FakeLab("c", closed),
     }
     run.labs = fakes  # type: ignore[assignment]
     with pytest.raises(CleanupError) as caught:
         run.close()
-    assert closed == ["probelab-a", "probelab-b", "probelab-c"]
-    assert caught.value.failures == ["deleting namespace probelab-b: namespace deletion refused"]
+    assert sorted(closed) == ["probelab-a", "probelab-b", "probelab-c"]  # side by side
+    assert caught.value.failures == [
+        "stopping the watches of a: socket refused the shutdown",
+        "deleting namespace probelab-b: namespace deletion refused",
+    ]
 
 
 # -- `up` on a cluster with one dead component ---------------------------------------------
