@@ -16,9 +16,13 @@ On the local cluster (which must be up) it runs benchmarks/calibration/*.yaml fo
   that run -> the second one, both triggered by pod syncs (kubelet's "Probe failed" lines of
   never-ready pods, whose ticker runs only a minute later). Up to 1.35 they are the model's
   ``notice`` and ``follow_up``; from 1.36, with its on-demand relist, ``relisted`` and
-  ``relist_wait``. A start with no triggered run is counted, not measured: kubelet's probe
-  worker sleeps a random part of its period when kubelet itself started less than a period
-  before (``prober/worker.go``), so runs soon after a cluster switch miss some.
+  ``relist_wait``. A start with no triggered run is counted, not measured.
+
+kubelet's probe workers sleep a random part of their period before their first run when
+kubelet itself started less than a period before (``prober/worker.go``), which would hide
+the triggered runs; so the script first waits until kubelet has run for the longest period
+of the calibration pods (a minute). From 1.36 ``notice`` (a start seen in the API) is the
+model's ``relisted`` too: the on-demand relist shows a start at once.
 
 Raw samples go to benchmarks/data/node-latencies-<time>.json with each latency's min,
 mean and max and the model's nominal value and range (probelab/model/node.py). Exit 1
@@ -34,6 +38,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -44,12 +49,15 @@ from kubernetes import client
 from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.kubelet_log import ProbeFailure, read_probe_failures
+from probelab.clusters.local.processes import seconds_since_start
 from probelab.clusters.local.releases import parse
 from probelab.clusters.local.runtime_log import PodRuntime, read_runtime_log, rfc3339_seconds
 from probelab.errors import ProbelabError
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.local_target import local_target
 from probelab.model.node import Node
+from probelab.model.pods import PodUnderTest
+from probelab.model.probes import ProbeSettings, container_probes
 from probelab.model.rules import Kubelet
 from probelab.observe import pod_object
 from probelab.predict import read_pods
@@ -65,7 +73,7 @@ TRIGGERED = 5.0
 """A readiness run this soon after a start came from a pod sync: the never-ready pods'
 ticker comes a minute (their period) later."""
 MODEL_NAMES = {"first_probe": "notice", "follow_up": "follow_up"}
-ON_DEMAND_NAMES = {"first_probe": "relisted", "follow_up": "relist_wait"}
+ON_DEMAND_NAMES = {"first_probe": "relisted", "follow_up": "relist_wait", "notice": "relisted"}
 """What the model calls the measured latencies, up to 1.35 and from 1.36 (on-demand relist)."""
 
 
@@ -147,10 +155,32 @@ def measure(runtime: PodRuntime, lab: Lab, failures: list[ProbeFailure]) -> dict
     return samples
 
 
+def calibration_pods() -> list[PodUnderTest]:
+    return [pod for path in sorted(CASES.glob("*.yaml")) for pod in read_pods(path)]
+
+
+def wait_out_worker_jitter(cluster: LocalCluster) -> None:
+    """Until kubelet has run for the pods' longest probe period (see the module's doc)."""
+    longest = max(
+        ProbeSettings.of(probe).period
+        for pod in calibration_pods()
+        for container in pod.spec["containers"]
+        for probe in container_probes(container).values()
+    )
+    record = cluster.supervisor.record("kubelet")
+    if record is None:
+        raise ProbelabError("the local cluster's kubelet is not running")
+    left = longest - seconds_since_start(record)
+    if left > 0:
+        print(f"kubelet started {longest - left:.0f}s ago: waiting {left:.0f}s, past its probe "
+              "workers' start-up jitter", file=sys.stderr)  # fmt: skip
+        time.sleep(left)
+
+
 def one_run(
     api: client.ApiClient, image: str, registry: Registry, cluster: LocalCluster, seconds: float
 ) -> dict[str, list[float]]:
-    pods = [pod for path in sorted(CASES.glob("*.yaml")) for pod in read_pods(path)]
+    pods = calibration_pods()
     samples: dict[str, list[float]] = defaultdict(list)
     with RunLease(api) as lease:
         lab = Lab(
@@ -195,6 +225,7 @@ def main() -> int:
             LocalCluster().up(parse(args.kubernetes_version))
         target = local_target(ROOT / "app")
         kubelet = Kubelet.parse(kube.kubelet_version(target.api))
+        wait_out_worker_jitter(target.cluster)
     except ProbelabError as error:
         print(f"calibrate_node: {error}", file=sys.stderr)
         return error.exit_code

@@ -28,9 +28,11 @@ class Node:
     # benchmarks/data/kubelet-log-readiness-backoff-20261202.md)
     follow_up: float = 1.05
     # 1.36+ (Kubelet.relists_on_demand): a start -> kubelet's status shows it, by the
-    # on-demand relist of the sync that started it
+    # on-demand relist of the sync that started it (first triggered probe 0.007-0.037 s,
+    # mean 0.016, in benchmarks/data/node-latencies-20261204T200545Z.md)
     relisted: float = 0.015
     # 1.36+: that sync -> the next one, at the next periodic relist: anywhere within a period
+    # (0.05-0.89 s, mean 0.52, same file)
     relist_wait: float = 0.5
     publish: float = 0.05  # a probe result -> the API shows Ready
     check: float = 0.02  # an exit -> the back-off check in the same sync

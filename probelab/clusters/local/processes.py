@@ -47,6 +47,12 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def seconds_since_start(record: ProcessRecord) -> float:
+    """How long the recorded process has run (its start in clock ticks since boot)."""
+    since_boot = float(Path("/proc/uptime").read_text().split()[0])
+    return since_boot - record.start_time / os.sysconf("SC_CLK_TCK")
+
+
 class Supervisor:
     """The processes of one cluster, named by component, tracked by PID files."""
 
