@@ -6,7 +6,8 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   exists, ticking every ``periodSeconds`` for the pod's life. A tick is skipped until
   kubelet's status shows the container, while ``int(age) < initialDelaySeconds`` (age
   from the status' StartedAt, which keeps whole seconds only), and
-  (liveness, readiness) until the startup probe has passed; until then the container
+  (liveness, readiness) until the startup probe has passed, as the status manager shows it
+  (a worker ticking in the very instant it passes still sees it not started); until then the container
   is not ready (``prober_manager.go`` ``UpdatePodStatus``), so a restarted one turns
   unready as soon as kubelet's status shows it. A result flips after
   ``failureThreshold``/``successThreshold`` equal results in a row; the run counter
@@ -323,7 +324,7 @@ class _Container:
         if running and started:
             worker.generation += 1
             worker.origin = self.now
-            self.tick(worker, worker.generation)
+            self.tick(worker, worker.generation, by_sync=True)
 
     def follow_up(self) -> float:
         """The sync after the one that saw a start: it waits for a relist newer than that
@@ -334,19 +335,21 @@ class _Container:
     def visible_instance(self, at: float) -> _Instance | None:
         return next((i for i in reversed(self.instances) if i.visible <= at), None)
 
-    def tick(self, worker: _Worker, generation: int) -> None:
+    def tick(self, worker: _Worker, generation: int, *, by_sync: bool = False) -> None:
         """worker.go doProbe, once, then wait for the ticker."""
         if generation != worker.generation:
             return
         tick = self.now
-        done = tick + self.probe_once(worker, tick)
+        done = tick + self.probe_once(worker, tick, by_sync=by_sync)
         period = worker.settings.period
         passed = int((tick - worker.origin) / period + _EPSILON)
         following = worker.origin + (passed + 1) * period
         # A probe longer than the period gets the tick that fired meanwhile at once.
         self.at(max(done, following), partial(self.tick, worker, generation))
 
-    def probe_once(self, worker: _Worker, tick: float) -> float:
+    def probe_once(self, worker: _Worker, tick: float, *, by_sync: bool = False) -> float:
+        """One run of `worker` at `tick`: its duration. `by_sync`: a pod sync's manual
+        trigger, which comes after kubelet's sync loop stored the latest probe results."""
         latest = self.instances[-1] if self.instances else None
         near = latest is not None and abs(tick - latest.visible) < KNIFE_EDGE
         old_enough = latest is not None and tick - latest.start >= worker.settings.initial_delay
@@ -374,7 +377,7 @@ class _Container:
             self.close_call(tick, f"a {worker.kind} tick and initialDelaySeconds")
         if int(seen_age + _EPSILON) < delay:
             return 0.0
-        started = instance.started is not None and instance.started <= tick
+        started = self.seen_started(instance, tick, by_sync=by_sync)
         if (worker.kind == "startup") == started:
             return 0.0
         if abs(age - self.app.boot) < KNIFE_EDGE:
@@ -387,6 +390,18 @@ class _Container:
             return outcome.duration
         self.count(worker, instance, outcome, done)
         return outcome.duration
+
+    def seen_started(self, instance: _Instance, tick: float, *, by_sync: bool) -> bool:
+        """Whether a worker running at `tick` sees the container started. With a startup
+        probe the workers read it from the status manager, which kubelet's sync loop sets
+        after the startup result: a ticker firing in the very instant the startup probe
+        passes (workers of one period tick together) still sees it not started, while the
+        pod sync that result causes, and its manual trigger, come after it."""
+        if instance.started is None:
+            return False
+        if by_sync or self.worker("startup") is None:
+            return instance.started <= tick
+        return instance.started < tick
 
     def count(self, worker: _Worker, instance: _Instance, outcome: Outcome, done: float) -> None:
         ok = bool(outcome.ok)

@@ -221,3 +221,17 @@ def test_from_1_36_the_start_is_probed_at_once_and_again_at_the_periodic_relist(
     assert runs["1.36"] == pytest.approx(
         [node.relisted, node.relisted + node.relist_wait], abs=0.05
     )
+
+
+def test_liveness_counts_from_the_tick_after_the_startup_probe_passed() -> None:
+    """Both workers tick together; at the tick where startup passes, liveness still reads
+    "not started" from the status manager, so its two failures are the next two ticks."""
+    probes = {
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2},
+        "livenessProbe": {"httpGet": {"port": 8000}, "periodSeconds": 2, "failureThreshold": 2},
+    }
+    found = timeline(lab_pod(**probes), 8)
+    passed = next(e.at for e in found.events if e.reason == "startup")
+    failures = [e.at for e in found.events if e.kind == "unhealthy"]
+    assert failures[0] == pytest.approx(passed - Node().publish + 2, abs=0.01)
+    assert [e.at for e in found.events if e.kind == "killing"] == [pytest.approx(failures[1])]
