@@ -7,8 +7,8 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   kubelet's status shows the container, while ``int(age) < initialDelaySeconds`` (age
   from the status' StartedAt, which keeps whole seconds only), and
   (liveness, readiness) until the startup probe has passed, as the status manager shows it
-  (a worker ticking in the very instant it passes still sees it not started); until then the container
-  is not ready (``prober_manager.go`` ``UpdatePodStatus``), so a restarted one turns
+  (a worker ticking in the very instant it passes still sees it not started); until then
+  the container is not ready (``prober_manager.go`` ``UpdatePodStatus``), so a restarted one turns
   unready as soon as kubelet's status shows it. A result flips after
   ``failureThreshold``/``successThreshold`` equal results in a row; the run counter
   survives restarts. Liveness and startup workers hold after acting until a new container
