@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +46,7 @@ class Stopping(threading.Event):
             for open_watch in self._watches:
                 _end(open_watch)
 
-    @contextmanager
+    @contextlib.contextmanager
     def watching(self, open_watch: watch.Watch) -> Iterator[watch.Watch]:
         """`open_watch` is ended by `set` while the block runs."""
         with self._lock:

@@ -320,7 +320,7 @@ class _Container:
         if worker.seen is instance and worker.result is True:
             return
         running = instance.exit is None or instance.exit > self.now
-        started = instance.started is not None and instance.started <= self.now
+        started = self.seen_started(instance, self.now, by_sync=True)
         if running and started:
             worker.generation += 1
             worker.origin = self.now
