@@ -45,6 +45,11 @@ class Node:
     pull: float = 0.5  # imagePullPolicy Always: asking the registry before each start
     first_pull: float = 2.0  # ... and the first pull, which the probe workers wait out
     second: float = 0.5  # a start's place within its wall-clock second (see simulate.py)
+    # 1.35+ (Kubelet.carries_started), a chance, not seconds: a worker ticking in the very
+    # instant the startup worker first looks at a restarted container reads kubelet's status
+    # before that look resets the inherited Started (7 of 10 such ties on 1.35 and 1.36,
+    # benchmarks/data/kubelet-log-started-carried-20261204.md)
+    reads_before_reset: float = 0.7
     spread: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
             "sandbox": (0.2, 0.6),
@@ -80,6 +85,12 @@ class Latencies:
     def __init__(self, node: Node, rng: random.Random | None = None) -> None:
         self.node = node
         self.rng = rng
+
+    def happens(self, name: str) -> bool:
+        """A race the node wins with the chance ``name``: nominally when it is the likelier
+        side, else as drawn."""
+        chance: float = getattr(self.node, name)
+        return chance >= 0.5 if self.rng is None else self.rng.random() < chance
 
     def __call__(self, name: str) -> float:
         nominal: float = getattr(self.node, name)

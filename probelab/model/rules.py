@@ -19,6 +19,13 @@ Sources (kubernetes/kubernetes, read at v1.33 to v1.36; facts, not code):
   ``PLEGOnDemandRelist`` (beta, on by default, kubernetes/kubernetes#137362) relists a pod
   right after a sync that started one of its containers, so kubelet's status shows the start
   within milliseconds; a container's exit is still seen at the periodic relist.
+* ``pkg/kubelet/kubelet_pods.go`` ``convertToAPIContainerStatuses`` and
+  ``prober/prober_manager.go`` ``isContainerStarted`` from 1.35
+  (``ChangeContainerStatusOnKubeletRestart`` deprecated and off by default): a running
+  container's ``Started`` is copied from the previous status of the same container name,
+  and counts while the startup worker holds no result for the new container. So an instance
+  started in the sync that killed a started one is started at once, until the startup
+  worker's first look at it resets its result (:mod:`.simulate`).
 * ``pkg/features/kube_features.go``: ``KubeletCrashLoopBackOffMax`` (alpha 1.32, beta and
   on by default 1.35) lets ``crashLoopBackOff.maxContainerRestartPeriod`` lower the cap;
   ``ReduceDefaultCrashLoopBackOffDecay`` (alpha 1.33, off) starts at 1 s with a 60 s cap.
@@ -103,6 +110,11 @@ class Kubelet:
     def relists_on_demand(self) -> bool:
         """1.36+: a start is seen by the on-demand relist of the sync that made it."""
         return self.version >= (1, 36)
+
+    @property
+    def carries_started(self) -> bool:
+        """1.35+: a restarted container inherits the killed one's ``Started`` for a while."""
+        return self.version >= (1, 35)
 
     @property
     def label(self) -> str:

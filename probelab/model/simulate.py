@@ -14,6 +14,13 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   survives restarts. Liveness and startup workers hold after acting until a new container
   appears. A probe that times out fails; one that errors (an unresolvable port) is
   discarded.
+* From 1.35 (``kubelet_pods.go``, ``prober_manager.go`` ``isContainerStarted``): an instance
+  started in the very sync that killed a started one inherits its ``Started`` (the status
+  copies it by container name), so the other workers probe it, and with no readiness probe
+  it stays Ready, until the startup worker's first tick on it resets its result. That tick
+  runs no probe (it read the status first), so the startup probe passes a period later. A
+  worker ticking in the same instant may read the status before the reset or after it, a
+  race (:attr:`.node.Node.reads_before_reset`).
 * ``kuberuntime/kuberuntime_manager.go``: a liveness or startup failure kills the
   container and, in the same sync, starts the next one unless ``doBackOff`` says wait.
   ``doBackOff`` compares the back-off window with the time since the newest *exited*
@@ -39,6 +46,7 @@ lasts until those end.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -68,6 +76,10 @@ class _Instance:
     start: float
     visible: float  # kubelet's status shows it: probe workers can see it
     started: float | None  # startup probe passed (or none): liveness/readiness may run
+    # 1.35+: started inherited from the killed instance until the startup worker's first
+    # look at this moment; whether a worker ticking at that very moment reads it first
+    reset: float | None = None
+    reads_first: bool = False
     killed: float | None = None
     exit: float | None = None
     busy_until: float = 0.0  # the last probe request the app is still handling
@@ -191,13 +203,18 @@ class _Container:
         self.at(when, lambda: self.set_ready(ready, when, reason))
 
     # container lifecycle
-    def begin(self, start: float, *, restart: bool) -> None:
+    def begin(self, start: float, *, restart: bool, inherits: bool = False) -> None:
         """A new instance runs; kubelet's status shows it after the next relist (from 1.36
-        the on-demand one of the sync that started it)."""
+        the on-demand one of the sync that started it). ``inherits``: it may take the
+        killed instance's Started (1.35+)."""
         seen_by = "relisted" if self.kubelet.relists_on_demand else "notice"
         visible = start + self.lat(seen_by)
-        gated = self.worker("startup") is not None
+        startup = self.worker("startup")
+        gated = startup is not None
         instance = _Instance(start, visible, None if gated else visible, second=self.lat("second"))
+        if startup is not None and inherits and self.kubelet.carries_started:
+            instance.reset = self.next_tick(startup, visible)
+            instance.reads_first = self.lat.happens("reads_before_reset")
         self.instances.append(instance)
         if restart:
             self.result.restarts_at.append(start)
@@ -209,7 +226,12 @@ class _Container:
         if not gated and self.worker("readiness") is None:
             self.later(visible + self.lat("publish"), True, "running")
         elif gated and restart:  # UpdatePodStatus: not started, so not ready, from its first status
-            self.later(visible + self.lat("publish"), False, "startup probe not passed yet")
+            inherited = instance.reset is not None
+            ready = inherited and self.worker("readiness") is None
+            self.later(visible + self.lat("publish"), ready, "startup probe not passed yet")
+            if instance.reset is not None:
+                reason = "the startup worker's first look ends the inherited Started"
+                self.later(instance.reset + self.lat("publish"), False, reason)
         self.at(visible, self.pod_sync)  # PLEG saw the start: kubelet syncs the pod
         if self.app.exits_after is not None:
             end = start + self.app.exits_after
@@ -265,7 +287,9 @@ class _Container:
         if previous is None or not self.backoff.waiting(now, previous):
             if previous is not None:
                 self.backoff.next(now, previous)
-            self.at(self.now + self.next_start(), lambda: self.begin(self.now, restart=True))
+            shown = self.shown_started(instance, instance.killed or self.now)
+            restart = partial(self.begin, restart=True, inherits=shown)
+            self.at(self.now + self.next_start(), lambda: restart(self.now))
             return
         self.event(now, "back-off", "CrashLoopBackOff")
         self.at(self.now + self.lat("notice"), lambda: self.sync_after_exit(instance))
@@ -320,7 +344,7 @@ class _Container:
         if worker.seen is instance and worker.result is True:
             return
         running = instance.exit is None or instance.exit > self.now
-        started = self.seen_started(instance, self.now, by_sync=True)
+        started = self.seen_started(instance, self.now, worker.kind, by_sync=True)
         if running and started:
             worker.generation += 1
             worker.origin = self.now
@@ -331,6 +355,20 @@ class _Container:
         sync, a whole period later when the sync came with a periodic relist; from 1.36 it
         came with the on-demand one, so the next periodic relist is anywhere within a period."""
         return self.lat("relist_wait" if self.kubelet.relists_on_demand else "follow_up")
+
+    def shown_started(self, instance: _Instance, at: float) -> bool:
+        """Whether the status a sync generates at ``at`` shows ``instance`` started: its
+        startup probe passed, or it inherited Started and the startup worker has not yet
+        looked at it (a look in that very instant comes before the kill's sync)."""
+        if instance.started is not None and instance.started <= at:
+            return True
+        return instance.reset is not None and at < instance.reset - _EPSILON
+
+    @staticmethod
+    def next_tick(worker: _Worker, at: float) -> float:
+        """The worker's first tick at or after ``at`` (its ticker never reset)."""
+        period = worker.settings.period
+        return worker.origin + math.ceil((at - worker.origin) / period - _EPSILON) * period
 
     def visible_instance(self, at: float) -> _Instance | None:
         return next((i for i in reversed(self.instances) if i.visible <= at), None)
@@ -377,7 +415,10 @@ class _Container:
             self.close_call(tick, f"a {worker.kind} tick and initialDelaySeconds")
         if int(seen_age + _EPSILON) < delay:
             return 0.0
-        started = self.seen_started(instance, tick, by_sync=by_sync)
+        inherited = instance.reset is not None and worker.kind != "startup"
+        if inherited and abs(tick - (instance.reset or 0.0)) < KNIFE_EDGE:
+            self.close_call(tick, f"a {worker.kind} tick and the startup worker's first look")
+        started = self.seen_started(instance, tick, worker.kind, by_sync=by_sync)
         if (worker.kind == "startup") == started:
             return 0.0
         if abs(age - self.app.boot) < KNIFE_EDGE:
@@ -391,12 +432,18 @@ class _Container:
         self.count(worker, instance, outcome, done)
         return outcome.duration
 
-    def seen_started(self, instance: _Instance, tick: float, *, by_sync: bool) -> bool:
-        """Whether a worker running at `tick` sees the container started. With a startup
-        probe the workers read it from the status manager, which kubelet's sync loop sets
-        after the startup result: a ticker firing in the very instant the startup probe
+    def seen_started(self, instance: _Instance, tick: float, kind: str, *, by_sync: bool) -> bool:
+        """Whether a `kind` worker running at `tick` sees the container started. With a
+        startup probe the workers read it from the status manager, which kubelet's sync loop
+        sets after the startup result: a ticker firing in the very instant the startup probe
         passes (workers of one period tick together) still sees it not started, while the
-        pod sync that result causes, and its manual trigger, come after it."""
+        pod sync that result causes, and its manual trigger, come after it. An inherited
+        Started holds until the startup worker's first look; the startup worker itself
+        read it before resetting it, the others race that reset."""
+        if instance.reset is not None and tick < instance.reset + _EPSILON:
+            if tick < instance.reset - _EPSILON or kind == "startup":
+                return True
+            return instance.reads_first and not by_sync
         if instance.started is None:
             return False
         if by_sync or self.worker("startup") is None:

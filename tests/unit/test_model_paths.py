@@ -3,6 +3,8 @@ and the readiness runs kubelet makes right after a start."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from probelab.model.matching import branch_paths, match, moments
 from probelab.model.node import Node
 from probelab.model.odds import sample_pod
 from probelab.model.pods import PodUnderTest
+from probelab.model.rules import Kubelet
 from probelab.model.schema import ContainerTimeline, Event
 from probelab.model.simulate import predict_pod
 from probelab.predict import read_pods
@@ -100,24 +103,71 @@ def test_an_app_booting_past_both_syncs_after_its_start_waits_a_period(period: i
     assert ready_at(second + 0.1, period) == pytest.approx(second + period + node.publish, abs=0.01)
 
 
-def test_a_restarted_container_is_unready_until_its_startup_probe_passes() -> None:
+STARTUP_THEN_SLOW_LIVENESS = {
+    "name": "app",
+    "image": LAB,
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
+    "livenessProbe": {
+        "httpGet": {"path": "/healthz", "port": 8000},
+        "initialDelaySeconds": 6,
+        "periodSeconds": 3,
+        "failureThreshold": 2,
+    },
+}
+
+
+def restarted(version: str, container: dict[str, Any], duration: float = 30) -> ContainerTimeline:
+    pod = PodUnderTest("p", {"containers": [container]}, "Pod/p")
+    kubelet = Kubelet.parse(version)
+    return predict_pod(pod, duration=duration, apps=app_for(), kubelet=kubelet).containers[0]
+
+
+def test_before_1_35_a_restarted_container_is_unready_as_soon_as_it_is_seen() -> None:
     """new3/startup-then-liveness-delay: the API showed it unready a second after each
     restart, not only at CrashLoopBackOff."""
-    container = {
-        "name": "app",
-        "image": LAB,
-        "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": 8000},
-            "initialDelaySeconds": 6,
-            "periodSeconds": 3,
-            "failureThreshold": 2,
-        },
-    }
-    pod = PodUnderTest("p", {"containers": [container]}, "Pod/p")
     node = Node()
-    t = predict_pod(pod, duration=30, apps=app_for(), node=node).containers[0]
-    first = t.restarts_at[0]
+    t = restarted("1.34", STARTUP_THEN_SLOW_LIVENESS)
     unready = [e.at for e in t.events if e.kind == "not-ready"]
-    assert unready[0] == pytest.approx(first + node.notice + node.publish, abs=0.01)
+    assert unready[0] == pytest.approx(t.restarts_at[0] + node.notice + node.publish, abs=0.01)
     assert moments(t, True)["not ready"] < t.restarts_at[1]
+
+
+def test_from_1_35_a_restarted_container_keeps_started_until_the_startup_workers_look() -> None:
+    """kubelet 1.35+ copies Started from the killed instance: Ready holds until the startup
+    worker's first tick on the new one (a whole tick after it is seen), which probes
+    nothing, so the startup probe passes a period after that."""
+    node = Node()
+    t = restarted("1.35", STARTUP_THEN_SLOW_LIVENESS)
+    seen = t.restarts_at[0] + node.notice
+    look = -node.sandbox + math.ceil(seen + node.sandbox)  # period 1, ticker from -sandbox
+    unready = [e.at for e in t.events if e.kind == "not-ready"]
+    assert unready[0] == pytest.approx(look + node.publish, abs=0.01)
+    ready_again = [e.at for e in t.events if e.kind == "ready" and e.at > unready[0]]
+    assert ready_again[0] >= look + 1
+
+
+WRONG_PORT_SAME_PERIOD = {
+    "name": "app",
+    "image": LAB,
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 3},
+    "livenessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 3, "failureThreshold": 1},
+}
+
+
+def test_the_liveness_tick_with_the_startup_workers_look_is_a_reported_race() -> None:
+    """new7/startup-then-liveness-wrong-port-period-3: with Started inherited, the liveness
+    tick in the instant of the startup worker's first look killed the restarted container
+    in 7 of 10 runs, or waited two more periods; before 1.35 it always waited one."""
+    assert restarted("1.34", WRONG_PORT_SAME_PERIOD, 20).restarts_at[:2] == pytest.approx(
+        [6.0, 12.0], abs=0.3
+    )
+    nominal = restarted("1.35", WRONG_PORT_SAME_PERIOD, 20)
+    assert nominal.restarts_at[:2] == pytest.approx([6.0, 9.0], abs=0.3)
+    assert any("the startup worker's first look" in note for note in nominal.notes)
+    pod = PodUnderTest("p", {"containers": [WRONG_PORT_SAME_PERIOD]}, "Pod/p")
+    paths = sample_pod(
+        pod, duration=20, apps=app_for(), samples=200, seed=7, kubelet=Kubelet.parse("1.35")
+    )
+    second = Counter(round(p.containers[0].restarts_at[1]) for p in paths)
+    assert set(second) == {9, 15}
+    assert 0.55 < second[9] / 200 < 0.85
