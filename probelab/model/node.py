@@ -32,7 +32,9 @@ class Node:
     # mean 0.016, in benchmarks/data/node-latencies-20261204T200545Z.md)
     relisted: float = 0.015
     # 1.36+: that sync -> the next one, at the next periodic relist: anywhere within a period
-    # (0.05-0.89 s, mean 0.52, same file)
+    # (0.05-0.89 s, mean 0.52, same file); on every version, a startup pass at the startup
+    # worker's first look -> the sync that makes the container Ready
+    # (benchmarks/data/kubelet-log-started-carried-20261204.md: 0.62 s)
     relist_wait: float = 0.5
     publish: float = 0.05  # a probe result -> the API shows Ready
     check: float = 0.02  # an exit -> the back-off check in the same sync

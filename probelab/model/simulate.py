@@ -21,6 +21,11 @@ The rules (kubelet source, v1.33 to v1.36, in words; constants in :mod:`.rules`)
   runs no probe (it read the status first), so the startup probe passes a period later. A
   worker ticking in the same instant may read the status before the reset or after it, a
   race (:attr:`.node.Node.reads_before_reset`).
+* ``kubelet.go`` and ``pod_workers.go``: a startup pass reaches the status manager at once
+  (liveness and readiness see it), but Ready without a readiness probe is computed by the
+  pod sync it asks for. When the pass came at the startup worker's first tick on the
+  container, that tick's initial result had asked for a sync already, so the pass's sync
+  waits for the next periodic relist (``podCache.GetNewerThan``).
 * ``kuberuntime/kuberuntime_manager.go``: a liveness or startup failure kills the
   container and, in the same sync, starts the next one unless ``doBackOff`` says wait.
   ``doBackOff`` compares the back-off window with the time since the newest *exited*
@@ -98,6 +103,7 @@ class _Worker:
     run: int = 0
     on_hold: bool = False
     seen: _Instance | None = None
+    first_look: bool = False  # this tick is its first at the instance it sees
     result: bool | None = None
     generation: int = 0  # bumped by a ticker reset: older scheduled ticks are void
 
@@ -203,15 +209,16 @@ class _Container:
         self.at(when, lambda: self.set_ready(ready, when, reason))
 
     # container lifecycle
-    def begin(self, start: float, *, restart: bool, inherits: bool = False) -> None:
+    def begin(self, start: float, *, restart: bool, killed: _Instance | None = None) -> None:
         """A new instance runs; kubelet's status shows it after the next relist (from 1.36
-        the on-demand one of the sync that started it). ``inherits``: it may take the
-        killed instance's Started (1.35+)."""
+        the on-demand one of the sync that started it). ``killed``: the instance the same
+        sync killed, whose Started it takes (1.35+) if the status still shows it then."""
         seen_by = "relisted" if self.kubelet.relists_on_demand else "notice"
         visible = start + self.lat(seen_by)
         startup = self.worker("startup")
         gated = startup is not None
         instance = _Instance(start, visible, None if gated else visible, second=self.lat("second"))
+        inherits = killed is not None and self.shown_started(killed, visible)
         if startup is not None and inherits and self.kubelet.carries_started:
             instance.reset = self.next_tick(startup, visible)
             instance.reads_first = self.lat.happens("reads_before_reset")
@@ -287,8 +294,7 @@ class _Container:
         if previous is None or not self.backoff.waiting(now, previous):
             if previous is not None:
                 self.backoff.next(now, previous)
-            shown = self.shown_started(instance, instance.killed or self.now)
-            restart = partial(self.begin, restart=True, inherits=shown)
+            restart = partial(self.begin, restart=True, killed=instance)
             self.at(self.now + self.next_start(), lambda: restart(self.now))
             return
         self.event(now, "back-off", "CrashLoopBackOff")
@@ -357,9 +363,10 @@ class _Container:
         return self.lat("relist_wait" if self.kubelet.relists_on_demand else "follow_up")
 
     def shown_started(self, instance: _Instance, at: float) -> bool:
-        """Whether the status a sync generates at ``at`` shows ``instance`` started: its
-        startup probe passed, or it inherited Started and the startup worker has not yet
-        looked at it (a look in that very instant comes before the kill's sync)."""
+        """Whether kubelet's status at ``at`` shows ``instance`` started: its startup probe
+        passed, or it inherited Started and the startup worker has not yet looked at it (a
+        look in that very instant comes first). The look writes the status manager at once
+        (``SetContainerStartup``), even while a kill's sync holds the pod."""
         if instance.started is not None and instance.started <= at:
             return True
         return instance.reset is not None and at < instance.reset - _EPSILON
@@ -394,6 +401,7 @@ class _Container:
         if near and old_enough and worker.kind != "readiness":
             self.close_call(tick, f"a {worker.kind} tick and kubelet's first sight of a container")
         instance = self.visible_instance(tick)
+        worker.first_look = instance is not None and worker.seen is not instance
         if instance is None:
             return 0.0
         if worker.seen is not instance:  # a new container: initial value, resume probing
@@ -477,9 +485,12 @@ class _Container:
         worker.on_hold, worker.run = True, 0
         if worker.kind == "startup" and ok:
             instance.started = at
+            # The first look's new result asked for a sync in the same instant; the pass's
+            # sync, which computes Ready, waits for a relist newer than that one.
+            synced = at + (self.lat("relist_wait") if worker.first_look else 0.0)
             if self.worker("readiness") is None:
-                self.later(at + self.lat("publish"), True, "startup")
-            self.at(at, self.pod_sync)
+                self.later(synced + self.lat("publish"), True, "startup")
+            self.at(synced, self.pod_sync)
             return
         if instance.killed is None:
             self.at(at, self.pod_sync)  # the kill's sync probes readiness first

@@ -223,6 +223,23 @@ def test_from_1_36_the_start_is_probed_at_once_and_again_at_the_periodic_relist(
     )
 
 
+def test_ready_after_a_startup_pass_waits_a_relist_only_at_the_first_look() -> None:
+    """A pass at the startup worker's first tick on the container follows that tick's own
+    sync request, so the sync that makes it Ready waits for the next relist; a pass at a
+    later tick (a slow start) is synced at once."""
+    node = Node()
+    quick = {"tcpSocket": {"port": 8080}, "periodSeconds": 2}
+    first_look = -node.sandbox + 2  # the tick at -sandbox found no container yet
+    found = timeline(lab_pod(startupProbe=quick), 10)
+    assert found.ready_at == pytest.approx(first_look + node.relist_wait + node.publish)
+    slow = {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 10}
+    env = [{"name": "SLOW_START", "value": "1"}, {"name": "STARTUP_SLEEP", "value": "3"}]
+    found = timeline(lab_pod(startupProbe=slow, env=env), 10)
+    assert found.ready_at is not None and found.ready_at > 3
+    passed = found.ready_at - node.publish
+    assert (passed + node.sandbox) % 1 == pytest.approx(0, abs=1e-6)  # on the ticker, no wait
+
+
 def test_liveness_counts_from_the_tick_after_the_startup_probe_passed() -> None:
     """Both workers tick together; at the tick where startup passes, liveness still reads
     "not started" from the status manager, so its two failures are the next two ticks."""
@@ -231,7 +248,9 @@ def test_liveness_counts_from_the_tick_after_the_startup_probe_passed() -> None:
         "livenessProbe": {"httpGet": {"port": 8000}, "periodSeconds": 2, "failureThreshold": 2},
     }
     found = timeline(lab_pod(**probes), 8)
-    passed = next(e.at for e in found.events if e.reason == "startup")
+    node = Node()
+    ready = next(e.at for e in found.events if e.reason == "startup")
+    passed = ready - node.publish - node.relist_wait  # at the first look: Ready a relist on
     failures = [e.at for e in found.events if e.kind == "unhealthy"]
-    assert failures[0] == pytest.approx(passed - Node().publish + 2, abs=0.01)
+    assert failures[0] == pytest.approx(passed + 2, abs=0.01)
     assert [e.at for e in found.events if e.kind == "killing"] == [pytest.approx(failures[1])]

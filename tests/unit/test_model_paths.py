@@ -171,3 +171,27 @@ def test_the_liveness_tick_with_the_startup_workers_look_is_a_reported_race() ->
     second = Counter(round(p.containers[0].restarts_at[1]) for p in paths)
     assert set(second) == {9, 15}
     assert 0.55 < second[9] / 200 < 0.85
+
+
+def test_a_startup_look_during_a_long_kill_ends_the_inherited_started_for_good() -> None:
+    """new8/ignores-sigterm-startup-liveness-wrong-port: the second instance inherits Started
+    and is killed at once, but its kill lasts the 3 s grace, and the startup worker's look at
+    it meanwhile writes "not started" into the status the third instance copies from; so
+    the third inherits nothing: liveness waits for its startup probe."""
+    container = {
+        "name": "app",
+        "image": LAB,
+        "env": [{"name": "IGNORE_SIGTERM", "value": "1"}],
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 3},
+        "livenessProbe": {
+            "tcpSocket": {"port": 8000},
+            "periodSeconds": 2,
+            "failureThreshold": 1,
+            "terminationGracePeriodSeconds": 3,
+        },
+    }
+    t = restarted("1.36", container, 20)
+    assert len(t.restarts_at) >= 2
+    kills = [e.at for e in t.events if e.kind == "killing"]
+    assert kills[1] - t.restarts_at[0] < 2  # the second instance: killed at its first tick
+    assert kills[2] - t.restarts_at[1] > 2  # the third waited for its startup probe
