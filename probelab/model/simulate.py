@@ -237,12 +237,19 @@ class _Container:
             ready = inherited and self.worker("readiness") is None
             self.later(visible + self.lat("publish"), ready, "startup probe not passed yet")
             if instance.reset is not None:
-                reason = "the startup worker's first look ends the inherited Started"
-                self.later(instance.reset + self.lat("publish"), False, reason)
+                self.at(instance.reset, partial(self.inheritance_ends, instance))
         self.at(visible, self.pod_sync)  # PLEG saw the start: kubelet syncs the pod
         if self.app.exits_after is not None:
             end = start + self.app.exits_after
             self.at(end, lambda: self.exited(instance, end))
+
+    def inheritance_ends(self, instance: _Instance) -> None:
+        """The startup worker's look asks for a sync, which shows the instance not started,
+        so not ready; unless an earlier kill's sync holds the pod, after which the
+        successor's first status decides (a kill in this instant is that sync)."""
+        if instance.killed is None or instance.killed > self.now - _EPSILON:
+            reason = "the startup worker's first look ends the inherited Started"
+            self.later(self.now + self.lat("publish"), False, reason)
 
     def exited(self, instance: _Instance, at: float) -> None:
         """The process ended by itself: the next sync, after the relist, restarts it."""

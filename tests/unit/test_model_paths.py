@@ -195,3 +195,6 @@ def test_a_startup_look_during_a_long_kill_ends_the_inherited_started_for_good()
     kills = [e.at for e in t.events if e.kind == "killing"]
     assert kills[1] - t.restarts_at[0] < 2  # the second instance: killed at its first tick
     assert kills[2] - t.restarts_at[1] > 2  # the third waited for its startup probe
+    # The second's look came while its kill held the pod: Ready until the third's status.
+    unready = [e.at for e in t.events if e.kind == "not-ready"]
+    assert t.restarts_at[1] < unready[0] < t.restarts_at[1] + 1
