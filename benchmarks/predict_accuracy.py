@@ -1,7 +1,7 @@
 """How close `probelab predict` comes to what kubelet does: predict and observe each case.
 
     sudo .venv/bin/python benchmarks/predict_accuracy.py [--runs 3] [--parallel 2]
-        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|new6|new7|new8|all] [CASE ...]
+        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|new6|new7|new8|new9|all] [CASE ...]
     .venv/bin/python benchmarks/predict_accuracy.py --rejudge benchmarks/data/RUN.json
 
 Each manifest runs on the local cluster (which must be up) ``--runs`` times, for just long
@@ -15,8 +15,10 @@ it is seen too), ``new3`` and ``new4`` (written after the model changes before t
 ``new6`` (benchmarks/manifests/new6/, written after the 1.36 relist rule; its runs showed
 the startup-pass rule the model then learnt, so it is seen now), ``new7``
 (benchmarks/manifests/new7/, written after that rule; its runs showed the inherited Started
-of 1.35+ the model then learnt, so it is seen now) and ``new8`` (benchmarks/manifests/new8/,
-written after that rule, never used to change the model).
+of 1.35+ the model then learnt, so it is seen now) ``new8`` (benchmarks/manifests/new8/,
+written after that rule; its 1.36 runs showed three refinements the model then learnt, so it
+is seen now) and ``new9`` (benchmarks/manifests/new9/, written after those, never used to
+change the model).
 
 Each run's moments (every restart, the first CrashLoopBackOff, the first Ready, the first
 not-ready after it) are judged as one path (:mod:`probelab.model.matching`): the run
@@ -69,6 +71,7 @@ SETS = {
     "new6": MANIFESTS / "new6",
     "new7": MANIFESTS / "new7",
     "new8": MANIFESTS / "new8",
+    "new9": MANIFESTS / "new9",
 }
 DATA = ROOT / "benchmarks" / "data"
 DURATION_ANNOTATION = "probelab.dev/observe-seconds"
