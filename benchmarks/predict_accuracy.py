@@ -1,7 +1,7 @@
 """How close `probelab predict` comes to what kubelet does: predict and observe each case.
 
     sudo .venv/bin/python benchmarks/predict_accuracy.py [--runs 3] [--parallel 2]
-        [--kubernetes-version 1.34] [--set tuning|new|new2|new3|new4|new6|new7|new8|new9|all] [CASE ...]
+        [--kubernetes-version 1.34] [--set tuning|new|new2|...|new9|all] [CASE ...]
     .venv/bin/python benchmarks/predict_accuracy.py --rejudge benchmarks/data/RUN.json
 
 Each manifest runs on the local cluster (which must be up) ``--runs`` times, for just long
