@@ -59,6 +59,7 @@ from probelab.model.schema import ContainerTimeline
 from probelab.model.simulate import predict_pod
 from probelab.observe import observe, pod_object
 from probelab.predict import read_pods
+from probelab.signals import InterruptLadder
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "benchmarks" / "manifests"
@@ -384,8 +385,20 @@ def main() -> int:
         return points
 
     jobs = [(case, number) for number in range(1, args.runs + 1) for case in chosen]
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+    InterruptLadder().install()  # SIGTERM as Ctrl-C: each running case still cleans up
+    pool = ThreadPoolExecutor(max_workers=args.parallel)
+    try:
         points = [p for found in pool.map(run, jobs) for p in found]
+    except KeyboardInterrupt:
+        # Without cancel_futures the pool would go on to run every queued case.
+        print(
+            "predict_accuracy: interrupted; no new case starts, the running ones finish and "
+            "delete their namespaces; nothing is kept",
+            file=sys.stderr,
+        )
+        pool.shutdown(cancel_futures=True)
+        return 130
+    pool.shutdown()
     return publish(points, kubelet.label, args.runs, "")
 
 
