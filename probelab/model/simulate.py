@@ -233,11 +233,11 @@ class _Container:
         if not gated and self.worker("readiness") is None:
             self.later(visible + self.lat("publish"), True, "running")
         elif gated and restart:  # UpdatePodStatus: not started, so not ready, from its first status
-            inherited = instance.reset is not None
-            ready = inherited and self.worker("readiness") is None
+            reset = instance.reset  # the inherited Started's end, if any
+            ready = reset is not None and self.worker("readiness") is None
             self.later(visible + self.lat("publish"), ready, "startup probe not passed yet")
-            if instance.reset is not None:
-                self.at(instance.reset, partial(self.inheritance_ends, instance))
+            if reset is not None:
+                self.at(reset, partial(self.inheritance_ends, instance))
         self.at(visible, self.pod_sync)  # PLEG saw the start: kubelet syncs the pod
         if self.app.exits_after is not None:
             end = start + self.app.exits_after
@@ -430,8 +430,8 @@ class _Container:
             self.close_call(tick, f"a {worker.kind} tick and initialDelaySeconds")
         if int(seen_age + _EPSILON) < delay:
             return 0.0
-        inherited = instance.reset is not None and worker.kind != "startup"
-        if inherited and abs(tick - (instance.reset or 0.0)) < KNIFE_EDGE:
+        reset = instance.reset
+        if reset is not None and worker.kind != "startup" and abs(tick - reset) < KNIFE_EDGE:
             self.close_call(tick, f"a {worker.kind} tick and the startup worker's first look")
         started = self.seen_started(instance, tick, worker.kind, by_sync=by_sync)
         if (worker.kind == "startup") == started:
