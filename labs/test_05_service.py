@@ -12,10 +12,6 @@ import pytest
 from probelab.scenario import ScenarioLab
 
 SERVICE = "fastapi-svc"
-REQUEST = (
-    "import urllib.request; "
-    f"print(urllib.request.urlopen('http://{SERVICE}/healthz', timeout=5).read().decode())"
-)
 
 pytestmark = pytest.mark.scenario(
     "service", "fastapi-liveness-good.yaml", "fastapi-svc.yaml", acts=True
@@ -29,7 +25,8 @@ def test_ready_pod_is_an_endpoint(lab: ScenarioLab) -> None:
 
 
 def test_healthz_answers_through_the_service(lab: ScenarioLab) -> None:
-    lab.pod("fastapi-good").becomes_ready()
-    phase, output = lab.run_once("curl", ["python3", "-c", REQUEST])
-    assert phase == "Succeeded", output
-    assert json.loads(output) == {"status": "ok"}
+    good = lab.pod("fastapi-good")
+    good.becomes_ready()
+    service = lab.service(SERVICE)
+    service.serves(good)
+    assert json.loads(service.answers("/healthz")) == {"status": "ok"}

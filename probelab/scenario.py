@@ -283,6 +283,22 @@ class ServiceHandle:
         """The pod is still listed, but as a not-ready endpoint: out of rotation."""
         self._listed(pod, ready=False)
 
+    def answers(self, path: str) -> str:
+        """The body of ``GET http://<service><path>`` from a throwaway pod (the seed's ``kubectl
+        run curl``), by name through cluster DNS and the Service's virtual IP.
+
+        Call it after `serves`: the EndpointSlice lists the pod before kube-proxy has routed
+        the virtual IP to it, and until then the node refuses the connection. The client
+        retries only a refused connection, and only for `PROXY_LAG` seconds."""
+        phase, output = self.lab.run_once(
+            "curl",
+            ["python3", "-c", _CLIENT.format(url=f"http://{self.name}{path}", lag=PROXY_LAG)],
+        )
+        assert phase == "Succeeded", _("GET {url} from a pod failed:\n{output}").format(
+            url=f"http://{self.name}{path}", output=output
+        )
+        return output.rstrip("\n").rpartition("\n")[2]
+
     def _listed(self, pod: PodHandle, *, ready: bool) -> None:
         ip = pod.ip()
         state = _("ready") if ready else _("not-ready")
@@ -298,3 +314,26 @@ class ServiceHandle:
 ENDPOINT_LAG = 10.0
 """Seconds from a pod's Ready change to its EndpointSlice showing it: the endpoint-slice
 controller's batching (1 s by default) plus a busy API server. No probe setting governs it."""
+
+PROXY_LAG = 10.0
+"""Seconds from an endpoint showing ready in its EndpointSlice to kube-proxy routing the
+Service's IP to it: kube-proxy's iptables sync runs at most once per `minSyncPeriod` (1 s by
+default, kind's and the local cluster's setting), then writes every rule with iptables-restore,
+slow on a busy node. A kube-proxy ten times slower than that fails the lab."""
+
+_CLIENT = """
+import sys, time, urllib.error, urllib.request
+deadline = time.monotonic() + {lag}
+while True:
+    try:
+        body = urllib.request.urlopen({url!r}, timeout=5).read().decode()
+        break
+    except urllib.error.URLError as error:
+        if not isinstance(error.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+            raise
+        print("refused: kube-proxy has not routed the Service yet", file=sys.stderr, flush=True)
+        time.sleep(0.2)
+print(body)
+"""
+"""The in-pod client: the lab image has Python but no curl. It polls, as nothing in the API
+tells when kube-proxy has written its rules; the last line it prints is the body."""
