@@ -43,7 +43,7 @@ from probelab.clusters import kind
 from probelab.clusters.kind_node.build import NodeImageBuilder
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, parse
-from probelab.images import docker_client
+from probelab.docker_engine import docker_client
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_LOCK = Path("/work/coord/cluster.lock")

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from probelab.lab import POD_START_ALLOWANCE, PULL_SECRET
+from probelab.lab import POD_START_ALLOWANCE
+from probelab.registries.base import PULL_SECRET
 from probelab.scenario import ScenarioLab
 
 POD = "fastapi-bad"

@@ -19,8 +19,8 @@ from pathlib import Path
 from probelab import kube
 from probelab.clusters.kind import INSTALL_HELP, KindCluster, KindSettings
 from probelab.clusters.local.config import LocalClusterConfig
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import docker_client
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBECTL_SKEW = 1  # kubectl is supported within one minor version of the API server

@@ -7,7 +7,6 @@ registries `pip` needs), and the registry's credentials go to the engine via `lo
 """
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,17 +37,6 @@ def content_tag(context: Path) -> str:
         for field in (str(path.relative_to(context)).encode(), path.read_bytes()):
             digest.update(len(field).to_bytes(8, "big") + field)
     return f"sha-{digest.hexdigest()[:12]}"
-
-
-def docker_client(docker_host: str | None) -> docker.DockerClient:
-    """A client for `docker_host`, else the environment's engine; a clear error if none."""
-    try:
-        engine = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-        engine.ping()
-    except docker.errors.DockerException as error:
-        where = docker_host or os.environ.get("DOCKER_HOST", "the default Docker socket")
-        raise ProbelabError(f"no Docker engine answers at {where}: {error}") from error
-    return engine
 
 
 def _in_registry(engine: docker.DockerClient, reference: str, registry: Registry) -> bool:

@@ -23,11 +23,10 @@ from probelab.i18n import _
 from probelab.manifests import find_manifest, load_manifest
 from probelab.model.rules import Kubelet
 from probelab.recorder import Recorder
-from probelab.registries.base import Registry
+from probelab.registries.base import PULL_SECRET, Registry
 from probelab.timeline import Timeline, event_time
 
 T = TypeVar("T")
-PULL_SECRET = "ecr-regcred"  # the seed's name for it
 
 # What happens before a probe can matter is governed by no probe setting, so it is bounded
 # once here: a pod reaching its first container start (scheduling, image pull, sandbox).

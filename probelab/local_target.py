@@ -13,8 +13,9 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.clusters.local.cluster import LocalCluster
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import build_and_push, docker_client
+from probelab.images import build_and_push
 from probelab.registries.base import Registry
 
 

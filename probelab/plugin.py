@@ -24,9 +24,10 @@ from probelab import clusters, kube, report_masking, student_manifests
 from probelab.cleanup import Cleanup
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.local import releases
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
 from probelab.i18n import LANGUAGES, _, set_language
-from probelab.images import build_and_push, docker_client
+from probelab.images import build_and_push
 from probelab.lab import Lab, Scenario, namespace_name
 from probelab.manifests import find_manifest
 from probelab.model.rules import Kubelet
@@ -287,7 +288,7 @@ def registry(request: pytest.FixtureRequest, cluster: ClusterHandle) -> Iterator
                 provider = ecr.EcrRegistry(option("ecr_region"), option("ecr_repository"))
                 provider.ensure_repository()  # AWS problems first, before any cluster work
                 api = request.getfixturevalue("kube_api")
-                stack.enter_context(open_ecr(provider, cluster, api))
+                stack.enter_context(open_ecr(provider, cluster.stand_in_store, api))
                 return provider
 
             yield _or_fail(open_provider)

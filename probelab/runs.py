@@ -21,8 +21,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
-from probelab.clusters.local.processes import process_start_time
 from probelab.i18n import _
+from probelab.pids import process_start_time
 from probelab.progress import say
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from probelab import kube
 from probelab.errors import ProbelabError
 from probelab.i18n import N_, _
-from probelab.lab import PULL_SECRET
+from probelab.registries.base import PULL_SECRET
 
 SEED_NAMESPACE = "demo"
 BAD, GOOD, SLOW = "fastapi-bad", "fastapi-good", "fastapi-slow"

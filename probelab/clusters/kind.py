@@ -40,8 +40,8 @@ from probelab.clusters.local.build import Builder
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.images import ensure_base_image
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, parse
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import docker_client
 from probelab.progress import say, step
 from probelab.registries.kind import (
     REGISTRY_IMAGE_ENV,

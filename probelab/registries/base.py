@@ -18,6 +18,10 @@ import docker
 
 from probelab.secrets import SECRETS
 
+PULL_SECRET = "ecr-regcred"
+"""The seed's name for the pull secret that holds a registry's credentials, whichever
+registry stands where ECR stands."""
+
 
 @dataclass(frozen=True, repr=False)
 class Credentials:

@@ -17,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from probelab import kube
 from probelab.errors import ProbelabError
-from probelab.lab import PULL_SECRET
 from probelab.progress import say
+from probelab.registries.base import PULL_SECRET
 from probelab.registries.ecr import EcrRegistry
 
 RETRY_AFTER = 60.0  # after a failed refresh (AWS or the API server unreachable)

@@ -13,7 +13,6 @@ from contextlib import ExitStack, contextmanager
 
 from kubernetes import client
 
-from probelab.clusters.base import ClusterHandle
 from probelab.errors import ProbelabError
 from probelab.progress import say
 from probelab.registries.base import StandInStore
@@ -22,9 +21,9 @@ from probelab.registries.ecr_mapping import StandInMapping
 from probelab.registries.ecr_refresh import PullSecretRefresher
 
 
-def stand_in_store(registry: EcrRegistry, cluster: ClusterHandle) -> StandInStore:
-    """Where the stand-in's images go: the registry probelab runs for the cluster."""
-    store = cluster.stand_in_store
+def stand_in_store(registry: EcrRegistry, store: StandInStore | None) -> StandInStore:
+    """Where the stand-in's images go: `store`, the registry probelab runs for the cluster
+    (None when the cluster is not one of probelab's)."""
     if store is None:
         raise ProbelabError(
             f"the ECR API at {registry.endpoint_url} is a stand-in with no registry behind "
@@ -41,18 +40,19 @@ def stand_in_store(registry: EcrRegistry, cluster: ClusterHandle) -> StandInStor
 
 @contextmanager
 def open_ecr(
-    registry: EcrRegistry, cluster: ClusterHandle, api: client.ApiClient
+    registry: EcrRegistry, store: StandInStore | None, api: client.ApiClient
 ) -> Iterator[EcrRegistry]:
-    """`registry` ready to push to and pull from, until the block ends."""
+    """`registry` ready to push to and pull from, until the block ends; a stand-in's images
+    go to `store` (see `stand_in_store`)."""
     with ExitStack() as stack:
         uri = registry.repository_uri  # ensured now unless the caller did already
         method = getattr(registry.session.get_credentials(), "method", "?")
         state = "created" if registry.created else "already there"
         say(f"ECR repository {uri}: {state} (account {registry.account}, credentials: {method})")
         if is_stand_in(registry):
-            store = stand_in_store(registry, cluster)
-            stack.callback(StandInMapping(registry, store).open().close)
-            say(f"ECR stand-in at {registry.endpoint_url}: {registry.host} is {store.description}")
+            target = stand_in_store(registry, store)
+            stack.callback(StandInMapping(registry, target).open().close)
+            say(f"ECR stand-in at {registry.endpoint_url}: {registry.host} is {target.description}")
         refresher = PullSecretRefresher(registry, api).start()
         stack.callback(refresher.stop)
         yield registry

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from probelab import kube
-from probelab.clusters.local.processes import process_start_time
+from probelab.pids import process_start_time
 from probelab.runs import LEASE_NAMESPACE, LEASE_SECONDS, RunLease, lease_name
 
 pytestmark = pytest.mark.cluster

@@ -30,7 +30,8 @@ from probelab.clusters.kind import KindCluster, KindSettings
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import PkiLayout
-from probelab.images import content_tag, docker_client
+from probelab.docker_engine import docker_client
+from probelab.images import content_tag
 from probelab.registries.base import Registry
 from probelab.registries.ecr_mapping import HOSTS_FILE
 from probelab.registries.kind import hosts_toml_path

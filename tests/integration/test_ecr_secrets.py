@@ -17,7 +17,8 @@ from kubernetes import client
 
 from probelab import kube
 from probelab.aws_stub import ACCOUNT, ManualClock, MotoServer
-from probelab.lab import PULL_SECRET, Lab, Scenario, namespace_name
+from probelab.lab import Lab, Scenario, namespace_name
+from probelab.registries.base import PULL_SECRET
 from probelab.registries.ecr import EcrRegistry
 from probelab.registries.ecr_refresh import PullSecretRefresher
 

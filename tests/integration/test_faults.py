@@ -24,8 +24,9 @@ from kubernetes import client
 from probelab import kube
 from probelab.clusters.local.cluster import COMPONENTS, LocalCluster
 from probelab.clusters.local.processes import Supervisor
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import IMAGE_NAME, build_and_push, content_tag, docker_client
+from probelab.images import IMAGE_NAME, build_and_push, content_tag
 from probelab.model.waits import crash_loop_back_off
 from probelab.scenario import ScenarioLab
 

@@ -31,8 +31,8 @@ from probelab.clusters.kind import (
     node_image,
 )
 from probelab.clusters.kind_network import CHAIN, KindNetworkGuard
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import docker_client
 from probelab.signals import as_from_a_terminal
 
 # TEST-NET-2: routed towards the default route, answered by nobody (this machine's own

@@ -37,8 +37,9 @@ from kubernetes.client.exceptions import ApiException
 from probelab.clusters.base import ClusterHandle
 from probelab.clusters.kind_node.standins import ensure_registry_standin
 from probelab.clusters.local.images import BASE_IMAGE
+from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
-from probelab.images import build_and_push, docker_client
+from probelab.images import build_and_push
 from probelab.registries.ecr_mapping import unless_a_session_runs
 from probelab.registries.kind import (
     HOSTING_KEY,

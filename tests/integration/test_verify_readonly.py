@@ -19,9 +19,9 @@ from kubernetes.client import rest
 
 from probelab import kube
 from probelab.cli import main
-from probelab.lab import PULL_SECRET, Lab, Scenario
+from probelab.lab import Lab, Scenario
 from probelab.lab import namespace_name as make_namespace_name
-from probelab.registries.base import Registry
+from probelab.registries.base import PULL_SECRET, Registry
 from probelab.scenario import ScenarioLab
 from probelab.secrets import SECRETS
 from probelab.verify import (

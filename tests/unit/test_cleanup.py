@@ -17,9 +17,9 @@ from probelab.clusters.local import preflight
 from probelab.clusters.local.cluster import COMPONENTS, LocalCluster
 from probelab.clusters.local.components import Component
 from probelab.clusters.local.config import LocalClusterConfig
+from probelab.clusters.local.registry_server import LocalRegistryServer
 from probelab.lab import Scenario
 from probelab.plugin import LabRun
-from probelab.registries.local import LocalRegistryServer
 from probelab.secrets import SECRETS
 
 

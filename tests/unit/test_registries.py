@@ -15,8 +15,9 @@ import bcrypt
 
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.pki import PkiLayout
+from probelab.clusters.local.registry_server import LocalRegistryServer
 from probelab.registries.base import Credentials, FixedRegistry
-from probelab.registries.local import USERNAME, LocalRegistry, LocalRegistryServer, read_credentials
+from probelab.registries.local import USERNAME, LocalRegistry, read_credentials
 from probelab.secrets import SECRETS
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 
-from probelab.clusters.local.processes import process_start_time
+from probelab.pids import process_start_time
 from probelab.runs import holder_alive, lease_expired
 
 

@@ -182,16 +182,15 @@ def test_a_cluster_without_a_registry_of_probelabs_cannot_keep_the_images(
 ) -> None:
     cluster = ClusterHandle("existing", None, None, owned=False)
     with pytest.raises(ProbelabError, match="works with --cluster=local or --cluster=kind"):
-        stand_in_store(_ecr(monkeypatch), cluster)
+        stand_in_store(_ecr(monkeypatch), cluster.stand_in_store)
 
 
 def test_the_stand_in_without_root_says_why_it_needs_root(
     monkeypatch: pytest.MonkeyPatch, settings: KindRegistrySettings
 ) -> None:
     store = KindStandInStore(settings, [], lambda: FakeEngine())
-    cluster = ClusterHandle("kind", None, None, owned=False, stand_in_store=store)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(ProbelabError, match=rf"needs root: it points {HOST} at this machine"):
-        stand_in_store(_ecr(monkeypatch), cluster)
+        stand_in_store(_ecr(monkeypatch), store)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert stand_in_store(_ecr(monkeypatch), cluster) is store
+    assert stand_in_store(_ecr(monkeypatch), store) is store

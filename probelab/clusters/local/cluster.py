@@ -42,12 +42,13 @@ from probelab.clusters.local.images import base_rootfs, ensure_base_image, impor
 from probelab.clusters.local.network import PodNetwork
 from probelab.clusters.local.pki import PkiLayout, ensure_pki
 from probelab.clusters.local.processes import Supervisor
+from probelab.clusters.local.registry_server import LocalRegistryServer
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, Request, Versions, parse
 from probelab.clusters.mounts import unmount_below
 from probelab.errors import ProbelabError
 from probelab.i18n import _
 from probelab.progress import say, step
-from probelab.registries.local import LocalRegistry, LocalRegistryServer
+from probelab.registries.local import LocalRegistry
 
 # Start order; `down` goes the other way.
 COMPONENTS = (

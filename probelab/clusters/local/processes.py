@@ -20,6 +20,7 @@ from pathlib import Path
 import tenacity
 
 from probelab.errors import ProbelabError
+from probelab.pids import process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,6 @@ class ProcessRecord:
 
     pid: int
     start_time: int
-
-
-def process_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
-        return None
-    return int(fields[19])
 
 
 def seconds_since_start(record: ProcessRecord) -> float:
