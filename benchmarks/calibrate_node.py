@@ -63,6 +63,7 @@ from probelab.observe import pod_object
 from probelab.predict import read_pods
 from probelab.registries.base import Registry
 from probelab.runs import RunLease
+from probelab.signals import interruptible
 from probelab.timeline import PodObservation, Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,4 +283,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "calibrate_node"))

@@ -20,12 +20,19 @@ from pathlib import Path
 from probelab.clusters.local.build import Builder
 from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, parse
+from probelab.signals import interruptible, run_child
 
 
-def _timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def _timed(argv: list[str]) -> float:
     start = time.monotonic()
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+    _checked(argv)
     return time.monotonic() - start
+
+
+def _checked(argv: list[str]) -> None:
+    """`argv` to its end (an interrupt lets it clean up); a failure ends the benchmark."""
+    if (code := run_child(argv, stdout=subprocess.DEVNULL)) != 0:
+        raise SystemExit(f"cluster_lifecycle: {' '.join(argv[-2:])} exited {code}")
 
 
 def _du(path: Path) -> float:
@@ -64,7 +71,7 @@ def main() -> int:
     rows = []
     if args.cold:
         rows.append(("cold build of all binaries (empty Go caches)", f"{cold_build():.0f} s"))
-    subprocess.run([*probelab, "up"], check=True, stdout=subprocess.DEVNULL)
+    _checked([*probelab, "up"])
     downs, ups = [], []
     for _ in range(args.rounds):
         downs.append(_timed([*probelab, "down"]))
@@ -91,4 +98,4 @@ def _go_env(name: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "cluster_lifecycle"))

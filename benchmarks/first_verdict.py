@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from probelab.clusters.local.cluster import LocalCluster
+from probelab.signals import child, interruptible, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 JUNIT = ROOT / "reports" / "junit.xml"
@@ -66,11 +67,10 @@ def run_dev_lab(
     argv = [str(checkout / "scripts" / "dev"), "lab", *args]
     start = time.monotonic()
     if log is None:
-        code = subprocess.run(argv, cwd=checkout, env=env, check=False).returncode
-        return time.monotonic() - start, code
+        return time.monotonic() - start, run_child(argv, cwd=checkout, env=env)
     with (
         log.open("a") as sink,
-        subprocess.Popen(
+        child(
             argv, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         ) as process,
     ):
@@ -78,8 +78,7 @@ def run_dev_lab(
         for line in process.stdout:
             sys.stdout.write(line)
             sink.write(line)
-        code = process.wait()
-    return time.monotonic() - start, code
+    return time.monotonic() - start, process.returncode
 
 
 def own_caches(top: Path) -> dict[str, str]:
@@ -208,4 +207,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(interruptible(main, "first_verdict"))

@@ -44,6 +44,7 @@ from probelab.clusters.kind_node.build import NodeImageBuilder
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, parse
 from probelab.docker_engine import docker_client
+from probelab.signals import interruptible, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_LOCK = Path("/work/coord/cluster.lock")
@@ -122,8 +123,7 @@ def _lab(
     if cluster == "local":
         command = ["flock", "-o", "-s", str(CLUSTER_LOCK), *command]
     start = time.monotonic()
-    done = subprocess.run(command, check=False, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
-    outcomes.append(done.returncode)
+    outcomes.append(run_child(command, cwd=ROOT, stdout=subprocess.DEVNULL, env=env))
     return time.monotonic() - start
 
 
@@ -236,4 +236,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "kind_node"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from probelab.model.waits import Forecast
+from probelab.signals import interruptible, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
@@ -32,7 +32,7 @@ DATA = ROOT / "benchmarks" / "data"
 def run_lab(extra: list[str]) -> tuple[int, list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory(prefix="probelab-deadlines-") as report:
         command = [sys.executable, "-m", "pytest", "-q", "labs", "--report-dir", report, *extra]
-        code = subprocess.call(command, cwd=ROOT)
+        code = run_child(command, cwd=ROOT)
         waits = Path(report, "waits.json")
         return code, json.loads(waits.read_text()) if waits.exists() else []
 
@@ -91,4 +91,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "lab_deadlines"))

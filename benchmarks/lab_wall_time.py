@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from probelab.signals import interruptible, run_child
+
 ROOT = Path(__file__).resolve().parent.parent
 LABS = sorted((ROOT / "labs").glob("test_*.py"))
 DATA = ROOT / "benchmarks" / "data"
@@ -47,10 +49,8 @@ def _session(paths: list[Path], extra: list[str]) -> Session:
     """One pytest session's wall time and exit status."""
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--keep-cluster"]
     start = time.monotonic()
-    done = subprocess.run(
-        [*argv, *map(str, paths), *extra], cwd=ROOT, stdout=subprocess.DEVNULL, check=False
-    )
-    return Session([p.name for p in paths], round(time.monotonic() - start, 1), done.returncode)
+    code = run_child([*argv, *map(str, paths), *extra], cwd=ROOT, stdout=subprocess.DEVNULL)
+    return Session([p.name for p in paths], round(time.monotonic() - start, 1), code)
 
 
 def _round(files: list[Path], extra: list[str]) -> Round:
@@ -89,4 +89,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "lab_wall_time"))

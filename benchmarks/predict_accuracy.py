@@ -59,7 +59,7 @@ from probelab.model.schema import ContainerTimeline
 from probelab.model.simulate import predict_pod
 from probelab.observe import observe, pod_object
 from probelab.predict import read_pods
-from probelab.signals import InterruptLadder
+from probelab.signals import interruptible
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "benchmarks" / "manifests"
@@ -385,7 +385,6 @@ def main() -> int:
         return points
 
     jobs = [(case, number) for number in range(1, args.runs + 1) for case in chosen]
-    InterruptLadder().install()  # SIGTERM as Ctrl-C: each running case still cleans up
     pool = ThreadPoolExecutor(max_workers=args.parallel)
     try:
         points = [p for found in pool.map(run, jobs) for p in found]
@@ -433,4 +432,4 @@ def rejudged(raw: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "predict_accuracy"))  # each running case cleans up

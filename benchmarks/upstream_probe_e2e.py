@@ -33,6 +33,7 @@ from probelab.conformance import summary
 from probelab.conformance.local import run_on_local
 from probelab.conformance.results import summary_line
 from probelab.conformance.suite import SuiteOutcome
+from probelab.signals import interruptible
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data" / "upstream_probe_e2e"
@@ -323,4 +324,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "upstream_probe_e2e"))

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from probelab.signals import interruptible, run_child
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data" / "versions"
 PROBELAB = [sys.executable, "-m", "probelab.cli", "cluster"]
@@ -32,7 +34,7 @@ def _timed(argv: list[str], log: Path) -> tuple[int, float]:
     """Exit status and seconds of `argv`, its output kept in `log`."""
     start = time.monotonic()
     with log.open("w") as out:
-        code = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+        code = run_child(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     return code, round(time.monotonic() - start, 1)
 
 
@@ -125,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main, "version_matrix"))

@@ -10,12 +10,16 @@ that nobody typed: tox sends its child a SIGINT of its own a second after the te
 (tox.ini), and a SIGTERM later. The first extra one is only reported.
 """
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from types import FrameType
+from typing import Any
 
 from probelab import progress
 from probelab.i18n import _
@@ -23,6 +27,9 @@ from probelab.i18n import _
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 # tox sends its own SIGINT 1 s after the terminal's (tox.ini's suicide_timeout), at times twice.
 ECHO_SECONDS = 3.0
+CHILD_TEARDOWN_SECONDS = 300.0
+"""How long an interrupted child (a lab session, a cluster's up) may take to clean up before
+it is killed: the lab's teardown deletes its namespaces within a minute or two."""
 
 
 def as_from_a_terminal() -> None:
@@ -87,3 +94,53 @@ class InterruptLadder:
             yield
         finally:
             self.since, self.reported = None, False
+
+
+@contextmanager
+def child(argv: Sequence[str], **popen: Any) -> Iterator["subprocess.Popen[Any]"]:
+    """A command that tears down as it would on a terminal's Ctrl-C when this process is.
+
+    The child gets a process group of its own, so an interrupt here (Ctrl-C, or a SIGTERM
+    made one by `InterruptLadder`) reaches it once, as SIGINT to its whole group, from here;
+    the child is then waited for (its output, if piped, read and dropped meanwhile) up to
+    `CHILD_TEARDOWN_SECONDS` or until the next interrupt, and only then killed, group and
+    all. (`subprocess.run` kills a child at once on an interrupt: a lab session would leave
+    its namespaces, `up` a half-started cluster.) The block ends when the child has exited.
+    """
+    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=as_from_a_terminal, **popen)
+    try:
+        yield process
+        process.communicate()
+    except BaseException:  # an interrupt, or the caller's own failure: the child goes too
+        _stop_group(process)
+        raise
+
+
+def _stop_group(process: "subprocess.Popen[Any]") -> None:
+    with suppress(ProcessLookupError):  # it may be gone already
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.communicate(timeout=CHILD_TEARDOWN_SECONDS)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):  # too slow, or "stop now"
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def run_child(argv: Sequence[str], **popen: Any) -> int:
+    """`argv` run to its end under `child`; its exit code."""
+    with child(argv, **popen) as process:
+        pass
+    return process.returncode
+
+
+def interruptible(main: Callable[[], int], name: str) -> int:
+    """Run a script's `main` with SIGTERM as Ctrl-C: the `finally` blocks and the children's
+    teardowns run either way, and an interrupted run exits 130 saying so."""
+    InterruptLadder().install()
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; what it started has been stopped and cleaned up, and "
+              "no result is kept", file=sys.stderr)  # fmt: skip
+        return 130

@@ -3,11 +3,15 @@
 import io
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from probelab.signals import ECHO_SECONDS, INTERRUPTS, InterruptLadder
+from probelab import signals
+from probelab.signals import ECHO_SECONDS, INTERRUPTS, InterruptLadder, as_from_a_terminal
 
 REPORTED = "probelab: still tearing down; interrupt once more to stop now\n"
 
@@ -82,3 +86,55 @@ def test_an_ignored_signal_stays_ignored(
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     _send()
     assert progress_lines.getvalue() == ""
+
+
+CHILD = """
+import pathlib, signal, sys
+def stop(*_):
+    pathlib.Path(sys.argv[1]).write_text("cleaned up")
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def test_a_sigterm_lets_the_child_clean_up_and_exits_130(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    parent = (
+        "import sys; from probelab.signals import interruptible, run_child; "
+        f"sys.exit(interruptible(lambda: run_child([sys.executable, '-c', {CHILD!r}, "
+        f"{str(marker)!r}]), 'demo'))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", parent],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert marker.read_text() == "cleaned up"  # SIGINT reached the child, which finished
+    assert "demo: interrupted" in err
+
+
+def test_a_child_that_will_not_stop_is_killed_after_its_teardown_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signals, "CHILD_TEARDOWN_SECONDS", 0.5)
+    ignoring = (
+        "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "print('ready', flush=True); signal.pause()"
+    )
+    command = [sys.executable, "-c", ignoring]
+    with (
+        pytest.raises(KeyboardInterrupt),
+        signals.child(command, stdout=subprocess.PIPE, text=True) as process,
+    ):
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        raise KeyboardInterrupt
+    assert process.returncode == -signal.SIGKILL
