@@ -16,6 +16,7 @@ from probelab.clusters.local.cluster import LocalCluster
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.network import PodNetwork
 from probelab.errors import ProbelabError
+from probelab.progress import say
 
 
 def test_failed_up_reports_the_log_and_cleans_up(request: pytest.FixtureRequest) -> None:
@@ -25,6 +26,8 @@ def test_failed_up_reports_the_log_and_cleans_up(request: pytest.FixtureRequest)
     if LocalCluster().is_up():
         pytest.skip("the local cluster is up; this test needs it down (it runs first in CI)")
     broken = LocalCluster(LocalClusterConfig(extra_args={"kube-scheduler": ("--no-such-flag",)}))
+    say("test_00_failed_up: kube-scheduler gets a flag it does not know, on purpose; the "
+        "failure and clean-up lines that follow are this test's, expected")  # fmt: skip
     with pytest.raises(ProbelabError) as failure:
         broken.up()
     message = str(failure.value)
