@@ -33,6 +33,7 @@ from probelab.clusters.kind import (
 from probelab.clusters.kind_network import CHAIN, KindNetworkGuard
 from probelab.docker_engine import docker_client
 from probelab.errors import ProbelabError
+from probelab.progress import say
 from probelab.signals import as_from_a_terminal
 
 # TEST-NET-2: routed towards the default route, answered by nobody (this machine's own
@@ -215,6 +216,8 @@ def test_a_node_never_ready_fails_with_kinds_logs(own_cluster: KindCluster) -> N
         made = yaml.safe_load(cluster_config(built))
         made["containerdConfigPatches"] = broken["containerdConfigPatches"]
         config = yaml.safe_dump(made)
+    say("test_a_node_never_ready_fails_with_kinds_logs: this node gets no CNI config, on "
+        "purpose; the failed wait for it to be Ready that follows is expected")  # fmt: skip
     own_cluster.create(config, wait="0s")
     api = kube.api_client(own_cluster.write_kubeconfig(), own_cluster.settings.context)
     try:
