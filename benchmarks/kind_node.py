@@ -2,7 +2,7 @@
 
     sudo DOCKER_HOST=unix:///run/probelab-kind/docker.sock \\
         .venv/bin/python benchmarks/kind_node.py [--repeat 3] [--cold-repeat 2] \\
-        [--lab-repeat 2] [--phases images,create,labs,ecr]
+        [--lab-repeat 2] [--phases images,create,labs,ecr] [--lock FILE]
 
 - image, cold: the node's Debian root (debootstrap), its base image and the node image made
   again; the Go builds are the local cluster's and stay cached (they are its cost);
@@ -11,7 +11,8 @@
 - `kind create cluster` with that image until every node is Ready (the network guard
   included), then `kind delete cluster`;
 - the whole lab (`pytest labs`) on a kept kind cluster and on the local cluster (which must
-  be up; it is used under the shared cluster lock);
+  be up; with `--lock FILE`, a shared machine's cluster lock, each of its runs holds FILE
+  shared);
 - the whole lab on one kept kind cluster with `--registry=ecr` against moto (the stand-in
   keeps the image in kind's registry) and with kind's registry itself, taking turns so
   that a change of the machine's load hits both alike, after one warm-up (timed, not in the goal)
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,10 +46,10 @@ from probelab.clusters.kind_node.build import NodeImageBuilder
 from probelab.clusters.local.config import LocalClusterConfig
 from probelab.clusters.local.releases import DEFAULT_KUBERNETES, parse
 from probelab.docker_engine import docker_client
+from probelab.locks import exclusive
 from probelab.signals import interruptible, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTER_LOCK = Path("/work/coord/cluster.lock")
 GOALS = {
     "warm_lookup_s": 10.0,
     "create_ready_s": 120.0,
@@ -120,14 +122,18 @@ def _lab(
     """The lab's wall time; its exit status goes to `outcomes` (a failed test still timed)."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "labs"]
     command += [f"--cluster={cluster}", "--keep-cluster", *options]
-    if cluster == "local":
-        command = ["flock", "-o", "-s", str(CLUSTER_LOCK), *command]
     start = time.monotonic()
     outcomes.append(run_child(command, cwd=ROOT, stdout=subprocess.DEVNULL, env=env))
     return time.monotonic() - start
 
 
-def labs(repeat: int) -> dict[str, list[float]]:
+def _local_lab(outcomes: list[float], lock: Path | None) -> float:
+    """`_lab` on the local cluster, holding `lock` shared while it runs when given."""
+    with exclusive(lock, f"waiting for {lock}", shared=True) if lock else nullcontext():
+        return _lab("local", outcomes)
+
+
+def labs(repeat: int, lock: Path | None) -> dict[str, list[float]]:
     os.environ["PROBELAB_KIND_NODE_IMAGE"] = kind.BUILD_HERE  # for the pytest runs too
     handle, teardown = kind.bring_up()  # created once and kept across the runs
     kind_exits: list[float] = []
@@ -137,7 +143,7 @@ def labs(repeat: int) -> dict[str, list[float]]:
     finally:
         if handle.owned:
             teardown()
-    on_local = [_lab("local", local_exits) for _ in range(repeat)]
+    on_local = [_local_lab(local_exits, lock) for _ in range(repeat)]
     return {"kind": on_kind, "local": on_local, "kind_exit": kind_exits, "local_exit": local_exits}
 
 
@@ -173,6 +179,7 @@ def main() -> int:
     parser.add_argument("--cold-repeat", type=int, default=2, help="debootstrap each time")
     parser.add_argument("--lab-repeat", type=int, default=2)
     parser.add_argument("--phases", default="images,create,labs,ecr", help="comma-separated")
+    parser.add_argument("--lock", type=Path, help="held shared by each local-cluster lab run")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -201,7 +208,7 @@ def main() -> int:
             missed.append("create to Ready")
         print(f"| `kind create cluster` to Ready | {_spread(create)} |")
     if "labs" in phases:
-        lab = labs(args.lab_repeat)
+        lab = labs(args.lab_repeat, args.lock)
         print(f"lab exit statuses: kind {lab['kind_exit']}, local {lab['local_exit']}")
         ratio = statistics.median(lab["kind"]) / statistics.median(lab["local"])
         data.update(lab_wall_s=lab, lab_kind_over_local=ratio)

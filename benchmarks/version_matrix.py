@@ -14,15 +14,14 @@ any lab run fails.
 """
 
 import argparse
-import fcntl
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 
+from probelab.locks import exclusive
 from probelab.signals import interruptible, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,19 +35,6 @@ def _timed(argv: list[str], log: Path) -> tuple[int, float]:
     with log.open("w") as out:
         code = run_child(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     return code, round(time.monotonic() - start, 1)
-
-
-@contextmanager
-def _exclusive(lock: Path | None) -> Iterator[None]:
-    if lock is None:
-        yield
-        return
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _server_version() -> str | None:
@@ -75,7 +61,7 @@ def measure(
     row: dict[str, object] = {"requested": version, "build_rc": build_rc, "build_s": build_s}
     if build_rc != 0:
         return row
-    with _exclusive(lock):
+    with exclusive(lock, f"waiting for {lock}") if lock else nullcontext():
         _note(state_log, f"exclusive: switching to {version} for the whole lab, then {back_to}")
         up_rc, up_s = _timed(
             [*PROBELAB, "up", "--kubernetes-version", version], DATA / f"up-{tag}.log"

@@ -1,4 +1,4 @@
-"""An exclusive lock on a file, for work that two probelab processes must not do at once.
+"""A lock on a file, for work that two probelab processes must not do at once.
 
 flock(2) locks belong to the open file, so they go when the process dies, however it dies:
 a killed build or PKI writer never leaves a stale lock behind.
@@ -13,15 +13,18 @@ from probelab.progress import say
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, busy: str | None = None) -> Iterator[None]:
+def exclusive(path: Path, busy: str | None = None, *, shared: bool = False) -> Iterator[None]:
     """Hold `path`'s lock for the block, waiting as long as another process holds it;
-    `busy` is said once when this has to wait, so a long wait is never silent."""
+    `busy` is said once when this has to wait, so a long wait is never silent. `shared`:
+    many holders at once, but none beside an exclusive one (readers of a resource that an
+    exclusive holder changes)."""
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             if busy:
                 say(busy)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, mode)
         yield
