@@ -67,7 +67,8 @@ def run_dev_lab(
     argv = [str(checkout / "scripts" / "dev"), "lab", *args]
     start = time.monotonic()
     if log is None:
-        return time.monotonic() - start, run_child(argv, cwd=checkout, env=env)
+        code = run_child(argv, cwd=checkout, env=env)  # before the clock is read
+        return time.monotonic() - start, code
     with (
         log.open("a") as sink,
         child(

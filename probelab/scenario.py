@@ -290,12 +290,12 @@ class ServiceHandle:
         Call it after `serves`: the EndpointSlice lists the pod before kube-proxy has routed
         the virtual IP to it, and until then the node refuses the connection. The client
         retries only a refused connection, and only for `PROXY_LAG` seconds."""
+        url = f"http://{self.name}{path}"
         phase, output = self.lab.run_once(
-            "curl",
-            ["python3", "-c", _CLIENT.format(url=f"http://{self.name}{path}", lag=PROXY_LAG)],
+            "curl", ["python3", "-c", _CLIENT.format(url=url, lag=PROXY_LAG)]
         )
         assert phase == "Succeeded", _("GET {url} from a pod failed:\n{output}").format(
-            url=f"http://{self.name}{path}", output=output
+            url=url, output=output
         )
         return output.rstrip("\n").rpartition("\n")[2]
 
